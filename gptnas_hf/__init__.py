@@ -1,3 +1,33 @@
-"""gptnas-hf: GPT-NAS, Hugging Face-native."""
+"""gptnas-hf: GPT-NAS, Hugging Face-native.
+
+Importing the package registers the architecture model with the Auto classes and the
+``"nas-reconstruction"`` pipeline with transformers.
+"""
 
 __version__ = "0.1.0"
+
+from pathlib import Path as _Path
+
+#: the architecture GPT shipped inside the package (weights, config and tokenizer files)
+DEFAULT_MODEL = str(_Path(__file__).resolve().parent / "checkpoints" / "gptnas-default")
+
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from .configuration_gptnas import GPTNASConfig
+from .encoding import BLOCK_LABELS, LayerRecord, layer_type, trace
+from .modeling_gptnas import GPTNASForArchitectureModeling
+
+AutoConfig.register(GPTNASConfig.model_type, GPTNASConfig, exist_ok=True)
+AutoModelForCausalLM.register(GPTNASConfig, GPTNASForArchitectureModeling, exist_ok=True)
+GPTNASConfig.register_for_auto_class()
+GPTNASForArchitectureModeling.register_for_auto_class("AutoModelForCausalLM")
+
+__all__ = [
+    "BLOCK_LABELS",
+    "DEFAULT_MODEL",
+    "GPTNASConfig",
+    "GPTNASForArchitectureModeling",
+    "LayerRecord",
+    "layer_type",
+    "trace",
+]

@@ -164,12 +164,12 @@ def _parse_field(key: str, raw: str, text: str):
 
 
 # -- layer types (tokens) ------------------------------------------------------------------
-WIDTH_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048)
+WIDTH_BUCKETS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
 
 
 def width_bucket(channels: int) -> int:
-    """The smallest bucket edge that holds ``channels`` (powers of two, 16 to 2048; wider maps
-    to 2048). Widths live on a log scale, so one bucket per octave."""
+    """The smallest bucket edge that holds ``channels``: two buckets per octave (``2^n`` and
+    ``1.5 * 2^n``) from 16 to 2048, wider maps to 2048. Widths live on a log scale."""
     for edge in WIDTH_BUCKETS:
         if channels <= edge:
             return edge

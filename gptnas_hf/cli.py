@@ -1,0 +1,136 @@
+"""The ``gptnas`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected C,H,W such as 3,32,32, got {text!r}") from None
+    if len(shape) != 3:
+        raise argparse.ArgumentTypeError(f"expected C,H,W such as 3,32,32, got {text!r}")
+    return shape
+
+
+def cmd_encode(args) -> int:
+    from .encoding import trace
+
+    if args.torchvision:
+        from .corpora.zoo import ZOO_INPUT_SHAPE, trace_torchvision
+
+        layers = trace_torchvision(args.torchvision, args.input_shape or ZOO_INPUT_SHAPE)
+    else:
+        from .search_space import Genome, build_network
+
+        genome = Genome.from_json(Path(args.genome).read_text())
+        shape = args.input_shape or (3, 32, 32)
+        layers = trace(build_network(genome, in_channels=shape[0], num_classes=args.num_classes), shape)
+    for layer in layers:
+        if args.types:
+            print(layer.type)
+        elif args.blocks:
+            print(f"{layer.block}\t{layer.text}")
+        else:
+            print(layer.text)
+    return 0
+
+
+def cmd_sample_genome(args) -> int:
+    from .search_space import sample_genome
+
+    genome = sample_genome(args.seed, min_blocks=args.min_blocks, max_blocks=args.max_blocks)
+    print(json.dumps(genome.to_list(), indent=None if args.compact else 1))
+    return 0
+
+
+def cmd_corpus(args) -> int:
+    from .corpora.nasbench101 import nasbench101_corpus
+    from .corpora.zoo import zoo_corpus
+
+    out = Path(args.out)
+    zoo = zoo_corpus()
+    zoo.save_to_disk(str(out / "zoo"))
+    print(f"zoo: {zoo.num_rows} networks -> {out / 'zoo'}")
+    nb = nasbench101_corpus(tfrecord=args.nasbench_tfrecord, num_cells=args.nasbench_cells, seed=args.seed,
+                            limit=args.nasbench_limit)
+    nb.save_to_disk(str(out / "nasbench101"))
+    print(f"nasbench101: {nb.num_rows} networks -> {out / 'nasbench101'}")
+    return 0
+
+
+def cmd_tokenizer(args) -> int:
+    import datasets
+
+    from .corpora.nasbench101 import nasbench101_corpus
+    from .corpora.zoo import zoo_corpus
+    from .tokenization_gptnas import build_tokenizer_from_corpora
+
+    if args.corpus:
+        corpora = [datasets.load_from_disk(str(Path(args.corpus) / name)) for name in ("zoo", "nasbench101")]
+    else:
+        corpora = [zoo_corpus(), nasbench101_corpus(num_cells=args.nasbench_cells, seed=args.seed)]
+    tokenizer = build_tokenizer_from_corpora(*corpora)
+    tokenizer.save_pretrained(args.out)
+    print(f"{len(tokenizer)} tokens ({len(tokenizer) - len(tokenizer.all_special_tokens)} layer types) -> {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gptnas", description="GPT-NAS: neural architecture search with a GPT that rewrites architectures.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("encode", help="print a network's layers as Table-1 text")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--torchvision", metavar="NAME", help="a torchvision classifier, e.g. resnet18 (weights=None)")
+    src.add_argument("--genome", metavar="FILE.json", help="a genome of the block search space")
+    p.add_argument("--input-shape", type=_shape, default=None, help="C,H,W (default 3,224,224 for torchvision, 3,32,32 for a genome)")
+    p.add_argument("--num-classes", type=int, default=10, help="classes of a genome's head")
+    show = p.add_mutually_exclusive_group()
+    show.add_argument("--types", action="store_true", help="print each layer's type (its token) instead")
+    show.add_argument("--blocks", action="store_true", help="prefix each line with the layer's block label")
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("sample-genome", help="print a random genome as JSON")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-blocks", type=int, default=10)
+    p.add_argument("--max-blocks", type=int, default=20)
+    p.add_argument("--compact", action="store_true", help="one line")
+    p.set_defaults(func=cmd_sample_genome)
+
+    p = sub.add_parser("corpus", help="write the architecture corpora (zoo, NAS-Bench-101) as datasets")
+    p.add_argument("--out", required=True)
+    p.add_argument("--nasbench-tfrecord", default=None, help="the official nasbench_only108.tfrecord (filtered at 90%% validation accuracy)")
+    p.add_argument("--nasbench-cells", type=int, default=2000, help="cells to sample when no tfrecord is given")
+    p.add_argument("--nasbench-limit", type=int, default=None, help="at most this many networks from the tfrecord")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_corpus)
+
+    p = sub.add_parser("tokenizer", help="build the layer-type tokenizer from the corpora")
+    p.add_argument("--out", default="tokenizer")
+    p.add_argument("--corpus", default=None, help="a directory written by 'gptnas corpus' (default: trace afresh)")
+    p.add_argument("--nasbench-cells", type=int, default=5000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_tokenizer)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"gptnas {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. piped into head
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""Pre-training and fine-tuning the architecture GPT with ``Trainer`` (paper section 3.3).
+
+Both phases are supervised next-layer prediction: every network becomes
+``<s> type_1 ... type_T </s>``, cut into windows of ``k + 1`` tokens with stride 1; the GPT
+predicts each token from the ones before it in the window (the last position is Eq. 2's term
+with exactly k layers of context, the earlier ones teach it to start a network). The FCN
+learns the block class of the last layer of each window from the whole window.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import datasets
+import numpy as np
+import torch
+import yaml
+from transformers import PreTrainedTokenizerFast, Trainer, TrainingArguments
+
+from .configuration_gptnas import GPTNASConfig
+from .modeling_gptnas import GPTNASForArchitectureModeling
+
+IGNORE = -100
+
+
+# -- windows --------------------------------------------------------------------------------
+def network_windows(ids: Sequence[int], blocks: Sequence[int], window_size: int, pad_id: int):
+    """Windows of ``window_size + 1`` tokens (stride 1) over one tokenized network.
+
+    ``ids`` and ``blocks`` include the ``<s>``/``</s>`` positions (block -100 there). A network
+    shorter than a window gives one right-padded window."""
+    k1 = window_size + 1
+    if len(ids) <= k1:
+        pad = k1 - len(ids)
+        yield (list(ids) + [pad_id] * pad, [1] * len(ids) + [0] * pad,
+               list(ids) + [IGNORE] * pad, blocks[len(ids) - 1])
+        return
+    for start in range(len(ids) - k1 + 1):
+        window = list(ids[start:start + k1])
+        yield window, [1] * k1, window, blocks[start + k1 - 1]
+
+
+def windows_dataset(corpus: datasets.Dataset, tokenizer: PreTrainedTokenizerFast, window_size: int,
+                    block_labels: Sequence[str]) -> datasets.Dataset:
+    """The training examples of a corpus (columns ``types`` and ``blocks``): ``input_ids``,
+    ``attention_mask``, ``labels`` (next-layer targets) and ``block_labels``."""
+    label_id = {label: i for i, label in enumerate(block_labels)}
+
+    def explode(batch):
+        out = {"input_ids": [], "attention_mask": [], "labels": [], "block_labels": []}
+        for types, blocks in zip(batch["types"], batch["blocks"]):
+            ids = [tokenizer.bos_token_id] + tokenizer.convert_tokens_to_ids(list(types)) + [tokenizer.eos_token_id]
+            block_ids = [IGNORE] + [label_id.get(b, IGNORE) for b in blocks] + [IGNORE]
+            for window, mask, labels, block in network_windows(ids, block_ids, window_size, tokenizer.pad_token_id):
+                out["input_ids"].append(window)
+                out["attention_mask"].append(mask)
+                out["labels"].append(labels)
+                out["block_labels"].append(block)
+        return out
+
+    return corpus.map(explode, batched=True, remove_columns=corpus.column_names, desc="cutting windows")
+
+
+# -- metrics --------------------------------------------------------------------------------
+@dataclass
+class HeldOutMetrics:
+    next_layer_top1: float
+    next_layer_top5: float
+    block_accuracy: float
+    bigram_top1: float
+    bigram_top5: float
+    bigram_block_accuracy: float
+    windows: int
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _bigram_tables(corpus: datasets.Dataset):
+    successors: dict[str, Counter] = defaultdict(Counter)
+    block_of_type: dict[str, Counter] = defaultdict(Counter)
+    for types, blocks in zip(corpus["types"], corpus["blocks"]):
+        seq = ["<s>"] + list(types)
+        for prev, nxt in zip(seq, seq[1:]):
+            successors[prev][nxt] += 1
+        for t, b in zip(types, blocks):
+            block_of_type[t][b] += 1
+    return successors, block_of_type
+
+
+@torch.no_grad()
+def evaluate_held_out(model: GPTNASForArchitectureModeling, tokenizer: PreTrainedTokenizerFast,
+                      train_corpus: datasets.Dataset, held_out: datasets.Dataset, batch_size: int = 256) -> HeldOutMetrics:
+    """Next-layer top-1/top-5 and block accuracy of ``model`` on the last position of every
+    window of ``held_out``, beside a bigram baseline fitted on ``train_corpus`` (the most
+    frequent next type after the previous type; the most frequent block of a type)."""
+    model.eval()
+    k = model.config.window_size
+    labels = model.config.block_labels
+    successors, block_of_type = _bigram_tables(train_corpus)
+    overall = Counter(t for types in train_corpus["types"] for t in types)
+    fallback = [t for t, _ in overall.most_common(5)]
+    windows = windows_dataset(held_out, tokenizer, k, labels)
+    hits1 = hits5 = block_hits = block_total = 0
+    bigram1 = bigram5 = bigram_block = 0
+    total = 0
+    for start in range(0, len(windows), batch_size):
+        batch = windows[start:start + batch_size]
+        ids = torch.tensor(batch["input_ids"])
+        mask = torch.tensor(batch["attention_mask"])
+        out = model(input_ids=ids, attention_mask=mask, return_block_logits=True)
+        last = mask.sum(1) - 1
+        rows = torch.arange(len(ids))
+        target = ids[rows, last]
+        logits = out.logits[rows, last - 1]
+        top5 = logits.topk(5, dim=-1).indices
+        hits1 += (top5[:, 0] == target).sum().item()
+        hits5 += (top5 == target[:, None]).any(-1).sum().item()
+        total += len(ids)
+        blocks = torch.tensor(batch["block_labels"])
+        keep = blocks != IGNORE
+        block_hits += (out.block_logits.argmax(-1)[keep] == blocks[keep]).sum().item()
+        block_total += keep.sum().item()
+        for row in range(len(ids)):
+            prev = tokenizer.convert_ids_to_tokens(int(ids[row, last[row] - 1]))
+            true = tokenizer.convert_ids_to_tokens(int(target[row]))
+            guesses = [t for t, _ in successors.get(prev, Counter()).most_common(5)] or fallback
+            bigram1 += guesses[0] == true
+            bigram5 += true in guesses
+            if keep[row]:
+                common = block_of_type.get(true)
+                guess = common.most_common(1)[0][0] if common else None
+                bigram_block += guess == labels[int(blocks[row])]
+    return HeldOutMetrics(
+        next_layer_top1=hits1 / max(total, 1), next_layer_top5=hits5 / max(total, 1),
+        block_accuracy=block_hits / max(block_total, 1), bigram_top1=bigram1 / max(total, 1),
+        bigram_top5=bigram5 / max(total, 1), bigram_block_accuracy=bigram_block / max(block_total, 1),
+        windows=total,
+    )
+
+
+# -- recipes ------------------------------------------------------------------------------
+def load_recipe(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe {str(path)!r} does not exist")
+    recipe = yaml.safe_load(path.read_text())
+    if not isinstance(recipe, dict):
+        raise ValueError(f"recipe {str(path)!r} is not a YAML mapping")
+    return recipe
+
+
+def load_corpus(spec: dict) -> datasets.Dataset:
+    """A corpus from a recipe's ``corpus`` mapping: ``source`` is ``nasbench101`` (``num_cells``,
+    ``seed``, or ``tfrecord`` with ``limit``) or ``zoo`` (``families`` / ``exclude_families``)."""
+    spec = dict(spec)
+    source = spec.pop("source", None)
+    if source == "nasbench101":
+        from .corpora.nasbench101 import nasbench101_corpus
+
+        return nasbench101_corpus(**spec)
+    if source == "zoo":
+        from .corpora.zoo import ZOO_FAMILIES, ZOO_NETWORKS, zoo_corpus
+
+        families = spec.pop("families", None) or list(ZOO_FAMILIES)
+        excluded = set(spec.pop("exclude_families", None) or ())
+        unknown = (set(families) | excluded) - set(ZOO_FAMILIES)
+        if unknown:
+            raise ValueError(f"unknown zoo families {sorted(unknown)}; the zoo has {sorted(ZOO_FAMILIES)}")
+        if spec:
+            raise ValueError(f"unknown zoo corpus options {sorted(spec)}")
+        names = [n for f in families if f not in excluded for n in ZOO_FAMILIES[f]]
+        return zoo_corpus([n for n in ZOO_NETWORKS if n in names])
+    raise ValueError(f"corpus source must be 'nasbench101' or 'zoo', got {source!r}")
+
+
+def load_tokenizer(path: str | Path | None) -> PreTrainedTokenizerFast:
+    from transformers import AutoTokenizer
+
+    from . import DEFAULT_MODEL
+
+    candidates = [Path(path)] if path else [Path("tokenizer"), Path(DEFAULT_MODEL)]
+    for candidate in candidates:
+        if (candidate / "tokenizer.json").is_file():
+            return AutoTokenizer.from_pretrained(str(candidate))
+    raise FileNotFoundError(f"no tokenizer.json in {', '.join(map(str, candidates))}; build one with 'gptnas tokenizer'")
+
+
+def plot_loss_curves(log_history: list[dict], path: str | Path, title: str) -> None:
+    """Training and evaluation loss against steps (the paper's Fig. 5)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
+    evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if train:
+        ax.plot(*zip(*train), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals), marker="o", label="eval loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (next layer + block)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+@dataclass
+class TrainOutcome:
+    output_dir: Path
+    train_loss: float
+    eval_loss: float | None
+    log_history: list[dict] = field(default_factory=list)
+
+
+def train_from_recipe(recipe: dict | str | Path, *, output_dir: str | None = None, resume: bool = False,
+                      overrides: dict | None = None) -> TrainOutcome:
+    """Run one training phase as a recipe describes it (see ``recipes/*.yaml``)."""
+    if not isinstance(recipe, dict):
+        recipe = load_recipe(recipe)
+    recipe = json.loads(json.dumps(recipe))  # a private copy
+    for key, value in (overrides or {}).items():
+        recipe.setdefault("training", {})[key] = value
+    tokenizer = load_tokenizer(recipe.get("tokenizer"))
+    corpus = load_corpus(recipe["corpus"])
+    if recipe.get("init_from"):
+        model = GPTNASForArchitectureModeling.from_pretrained(recipe["init_from"])
+        if model.config.vocab_size != len(tokenizer):
+            raise ValueError(f"checkpoint {recipe['init_from']!r} has {model.config.vocab_size} tokens, the tokenizer {len(tokenizer)}")
+    else:
+        config = GPTNASConfig(
+            vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id, unk_token_id=tokenizer.unk_token_id,
+            mask_token_id=tokenizer.mask_token_id, **recipe.get("model", {}),
+        )
+        model = GPTNASForArchitectureModeling(config)
+    windows = windows_dataset(corpus, tokenizer, model.config.window_size, model.config.block_labels)
+    eval_fraction = float(recipe.get("eval_fraction", 0.05))
+    train_set, eval_set = windows, None
+    if eval_fraction > 0 and len(windows) > 20:
+        split = windows.train_test_split(test_size=eval_fraction, seed=int(recipe.get("seed", 0)))
+        train_set, eval_set = split["train"], split["test"]
+    args = dict(recipe.get("training", {}))
+    if output_dir:
+        args["output_dir"] = output_dir
+    args.setdefault("output_dir", "runs/gpt")
+    args.setdefault("report_to", "none")
+    args.setdefault("seed", int(recipe.get("seed", 0)))
+    args.setdefault("use_cpu", not torch.cuda.is_available())
+    if eval_set is not None:
+        args.setdefault("eval_strategy", "epoch")
+    training_args = TrainingArguments(**args)
+    trainer = Trainer(model=model, args=training_args, train_dataset=train_set, eval_dataset=eval_set,
+                      processing_class=tokenizer)
+    last = None
+    if resume:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(training_args.output_dir)
+    result = trainer.train(resume_from_checkpoint=last)
+    out = Path(training_args.output_dir)
+    trainer.save_model(str(out))
+    eval_loss = trainer.evaluate()["eval_loss"] if eval_set is not None else None
+    plot_loss_curves(trainer.state.log_history, out / "loss_curve.png", recipe.get("name", out.name))
+    (out / "train_metrics.json").write_text(json.dumps(
+        {"train_loss": result.training_loss, "eval_loss": eval_loss, "windows": len(windows),
+         "networks": corpus.num_rows, "recipe": recipe}, indent=1))
+    return TrainOutcome(out, result.training_loss, eval_loss, trainer.state.log_history)
