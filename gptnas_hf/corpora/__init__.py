@@ -1,5 +1,8 @@
 """Architecture corpora: each yields a ``datasets.Dataset`` of traced networks."""
 
 from .common import ARCHITECTURE_FEATURES, architecture_row, trace_factory
+from .nasbench101 import nasbench101_corpus
+from .zoo import ZOO_FAMILIES, ZOO_NETWORKS, zoo_corpus
 
-__all__ = ["ARCHITECTURE_FEATURES", "architecture_row", "trace_factory"]
+__all__ = ["ARCHITECTURE_FEATURES", "ZOO_FAMILIES", "ZOO_NETWORKS", "architecture_row", "nasbench101_corpus",
+           "trace_factory", "zoo_corpus"]
