@@ -12,6 +12,7 @@ from pathlib import Path as _Path
 DEFAULT_MODEL = str(_Path(__file__).resolve().parent / "checkpoints" / "gptnas-default")
 
 from transformers import AutoConfig, AutoModelForCausalLM
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_gptnas import GPTNASConfig
 from .encoding import BLOCK_LABELS, LayerRecord, layer_type, trace
@@ -22,12 +23,19 @@ AutoModelForCausalLM.register(GPTNASConfig, GPTNASForArchitectureModeling, exist
 GPTNASConfig.register_for_auto_class()
 GPTNASForArchitectureModeling.register_for_auto_class("AutoModelForCausalLM")
 
+from .pipeline_nas_reconstruction import NASReconstructionPipeline  # noqa: E402
+
+PIPELINE_REGISTRY.register_pipeline(
+    "nas-reconstruction", pipeline_class=NASReconstructionPipeline, pt_model=AutoModelForCausalLM, type="text"
+)
+
 __all__ = [
     "BLOCK_LABELS",
     "DEFAULT_MODEL",
     "GPTNASConfig",
     "GPTNASForArchitectureModeling",
     "LayerRecord",
+    "NASReconstructionPipeline",
     "layer_type",
     "trace",
 ]

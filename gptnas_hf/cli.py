@@ -81,6 +81,32 @@ def cmd_tokenizer(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .training import train_from_recipe
+
+    outcome = train_from_recipe(args.recipe, output_dir=args.output_dir, resume=args.resume)
+    print(json.dumps({"output_dir": str(outcome.output_dir), "train_loss": outcome.train_loss,
+                      "eval_loss": outcome.eval_loss}, indent=1))
+    return 0
+
+
+def cmd_evaluate_gpt(args) -> int:
+    from .modeling_gptnas import GPTNASForArchitectureModeling
+    from .training import evaluate_held_out, load_corpus, load_tokenizer
+
+    families = [f for f in args.held_out_families.split(",") if f]
+    model = GPTNASForArchitectureModeling.from_pretrained(args.model)
+    tokenizer = load_tokenizer(args.model)
+    train = load_corpus({"source": "zoo", "exclude_families": families})
+    held_out = load_corpus({"source": "zoo", "families": families})
+    metrics = evaluate_held_out(model, tokenizer, train, held_out).as_dict()
+    metrics.update(held_out_families=families, model=str(args.model))
+    print(json.dumps(metrics, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(metrics, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gptnas", description="GPT-NAS: neural architecture search with a GPT that rewrites architectures.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nasbench-cells", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_tokenizer)
+
+    p = sub.add_parser("train", help="pre-train or fine-tune the architecture GPT from a recipe")
+    p.add_argument("--recipe", required=True, help="recipes/*.yaml")
+    p.add_argument("--output-dir", default=None, help="overrides the recipe's training.output_dir")
+    p.add_argument("--resume", action="store_true", help="carry on from the last checkpoint in the output dir")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate-gpt", help="held-out next-layer and block accuracy beside a bigram baseline")
+    p.add_argument("--model", required=True, help="a checkpoint fine-tuned without the held-out families")
+    p.add_argument("--held-out-families", default="shufflenet,googlenet")
+    p.add_argument("--out", default=None, help="also write the metrics to this JSON file")
+    p.set_defaults(func=cmd_evaluate_gpt)
     return parser
 
 
