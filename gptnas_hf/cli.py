@@ -107,6 +107,43 @@ def cmd_evaluate_gpt(args) -> int:
     return 0
 
 
+def cmd_package_model(args) -> int:
+    from .training import package_checkpoint
+
+    print("\n".join(package_checkpoint(args.model, args.out, args.model_card)))
+    return 0
+
+
+def cmd_search(args) -> int:
+    from .search.searcher import NASSearcher, SearchConfig
+
+    overrides = {"output_dir": args.output_dir, "seed": args.seed, "use_gpt": args.use_gpt, "strategy": args.strategy,
+                 "model": args.model, "generations": args.generations, "population_size": args.population_size}
+    config = SearchConfig.from_yaml(args.recipe, **overrides)
+    result = NASSearcher(config, dataset=args.dataset).run(resume=args.resume)
+    print(json.dumps({"best_fitness": result.best_fitness, "evaluations": result.evaluations,
+                      "output_dir": str(result.output_dir), "best_genome": result.best_genome.to_list()}))
+    return 0
+
+
+def cmd_retrain(args) -> int:
+    from .search.retrain import retrain_run
+
+    overrides = {"epochs": args.epochs} if args.epochs else {}
+    summary = retrain_run(args.run, dataset=args.dataset, **overrides)
+    summary.pop("history")
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gptnas", description="GPT-NAS: neural architecture search with a GPT that rewrites architectures.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +192,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--held-out-families", default="shufflenet,googlenet")
     p.add_argument("--out", default=None, help="also write the metrics to this JSON file")
     p.set_defaults(func=cmd_evaluate_gpt)
+
+    p = sub.add_parser("package-model", help="copy a trained checkpoint's usable files (and its card) to a directory")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--model-card", default="model_card.md")
+    p.set_defaults(func=cmd_package_model)
+
+    p = sub.add_parser("search", help="run a search from a recipe (resumable)")
+    p.add_argument("--recipe", required=True, help="recipes/*.yaml, e.g. recipes/quickstart.yaml")
+    p.add_argument("--dataset", default=None, help="overrides the recipe: digits, cifar10, cifar100, imagenet-1k, "
+                   "a Hub id, a parquet directory or an image folder")
+    p.add_argument("--output-dir", default=None)
+    p.add_argument("--resume", action="store_true", help="carry on from the output directory's state")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--strategy", default=None, help="ga or random")
+    p.add_argument("--use-gpt", type=_bool, default=None, help="true or false")
+    p.add_argument("--model", default=None, help="architecture GPT checkpoint (default: the shipped one)")
+    p.add_argument("--generations", type=int, default=None)
+    p.add_argument("--population-size", type=int, default=None)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("retrain", help="train a run's best genome on the full training set and test it")
+    p.add_argument("--run", required=True, help="a search output directory")
+    p.add_argument("--dataset", default=None, help="where the data is, if not where the search found it")
+    p.add_argument("--epochs", type=int, default=None, help="overrides the recipe's retrain epochs")
+    p.set_defaults(func=cmd_retrain)
     return parser
 
 
@@ -162,7 +225,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"gptnas {args.command}: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. piped into head

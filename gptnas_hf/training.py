@@ -276,3 +276,28 @@ def train_from_recipe(recipe: dict | str | Path, *, output_dir: str | None = Non
         {"train_loss": result.training_loss, "eval_loss": eval_loss, "windows": len(windows),
          "networks": corpus.num_rows, "recipe": recipe}, indent=1))
     return TrainOutcome(out, result.training_loss, eval_loss, trainer.state.log_history)
+
+
+SHIPPED_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "configuration_gptnas.py", "modeling_gptnas.py", "encoding.py")
+
+
+def package_checkpoint(model_dir: str | Path, out_dir: str | Path, model_card: str | Path | None = None) -> list[str]:
+    """Copy what a checkpoint needs to be used (config, safetensors weights, tokenizer files,
+    the custom code ``auto_map`` points at, the card as ``README.md``) and nothing else: no
+    optimizer state, no pickled training arguments. Returns the file names written."""
+    import shutil
+
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if not (model_dir / "model.safetensors").is_file() or not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{str(model_dir)!r} holds no checkpoint (config.json and model.safetensors)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in SHIPPED_FILES:
+        if (model_dir / name).is_file():
+            shutil.copy2(model_dir / name, out_dir / name)
+            written.append(name)
+    if model_card:
+        shutil.copy2(model_card, out_dir / "README.md")
+        written.append("README.md")
+    return written

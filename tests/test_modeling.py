@@ -1,0 +1,91 @@
+import json
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+import gptnas_hf
+from gptnas_hf import GPTNASConfig, GPTNASForArchitectureModeling
+from gptnas_hf.corpora.zoo import zoo_corpus
+from gptnas_hf.training import network_windows, windows_dataset
+
+
+def tiny_model(vocab_size=60, **kwargs):
+    torch.manual_seed(0)
+    return GPTNASForArchitectureModeling(GPTNASConfig(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=2, **kwargs))
+
+
+def test_config_has_the_papers_defaults():
+    config = GPTNASConfig()
+    assert (config.n_layer, config.n_head, config.window_size, config.n_positions) == (4, 4, 10, 11)
+    assert config.model_type == "gptnas" and len(config.block_labels) == 13
+
+
+def test_save_and_load_round_trip_with_identical_outputs(tmp_path):
+    model = tiny_model().eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    assert not list(tmp_path.glob("*.bin"))
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "gptnas"
+    assert config["auto_map"]["AutoModelForCausalLM"].endswith("GPTNASForArchitectureModeling")
+    loaded = AutoModelForCausalLM.from_pretrained(str(tmp_path)).eval()
+    assert isinstance(loaded, GPTNASForArchitectureModeling)
+    assert isinstance(AutoConfig.from_pretrained(str(tmp_path)), GPTNASConfig)
+    ids = torch.randint(5, 60, (3, 11))
+    a = model(input_ids=ids, return_block_logits=True)
+    b = loaded(input_ids=ids, return_block_logits=True)
+    assert torch.equal(a.logits, b.logits) and torch.equal(a.block_logits, b.block_logits)
+    assert loaded.lm_head.weight.data_ptr() == loaded.transformer.wte.weight.data_ptr()
+
+
+def test_losses_and_shapes():
+    model = tiny_model()
+    ids = torch.randint(5, 60, (4, 11))
+    out = model(input_ids=ids, labels=ids, block_labels=torch.tensor([0, 3, -100, 12]))
+    assert out.logits.shape == (4, 11, 60) and out.block_logits.shape == (4, 13)
+    assert torch.isclose(out.loss, out.lm_loss + out.block_loss)
+    with pytest.raises(ValueError, match="windows of 11"):
+        model.classify_block(ids[:, :5])
+
+
+def test_block_window_left_pads_short_rows():
+    model = tiny_model()
+    ids = torch.tensor([[7, 8, 9, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 0, 0]])
+    window = model.block_window(ids, mask)
+    assert window.tolist() == [[0] * 8 + [7, 8, 9]]
+
+
+def test_windows_follow_eq_2():
+    ids = list(range(20, 35))  # <s> + 13 layers + </s>
+    blocks = [-100] + list(range(13)) + [-100]
+    windows = list(network_windows(ids, blocks, 10, pad_id=0))
+    assert len(windows) == len(ids) - 10
+    first_ids, mask, labels, block = windows[0]
+    assert first_ids == ids[:11] and mask == [1] * 11 and block == blocks[10]
+    short = list(network_windows([1, 5, 6, 2], [-100, 3, 4, -100], 10, pad_id=0))
+    assert len(short) == 1 and short[0][1] == [1] * 4 + [0] * 7 and short[0][2][4:] == [-100] * 7
+
+
+def test_a_tiny_trainer_run_lowers_the_loss(tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    tokenizer = AutoTokenizer.from_pretrained("tokenizer")
+    corpus = zoo_corpus(["resnet18", "resnet34", "shufflenet_v2_x0_5"], progress=False)
+    model = tiny_model(vocab_size=len(tokenizer))
+    data = windows_dataset(corpus, tokenizer, model.config.window_size, model.config.block_labels)
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=64, learning_rate=3e-3,
+                             num_train_epochs=15, use_cpu=True, report_to="none", save_strategy="no",
+                             logging_steps=5, seed=0, disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=data, eval_dataset=data, processing_class=tokenizer)
+    before = trainer.evaluate()["eval_loss"]
+    trainer.train()
+    after = trainer.evaluate()["eval_loss"]
+    assert after < before * 0.6, (before, after)
+
+
+def test_registered_with_the_auto_classes():
+    assert AutoConfig.for_model("gptnas").__class__ is GPTNASConfig
+    model = AutoModelForCausalLM.from_config(GPTNASConfig(vocab_size=30, n_embd=16, n_layer=1, n_head=2))
+    assert isinstance(model, GPTNASForArchitectureModeling)
