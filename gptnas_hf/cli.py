@@ -94,13 +94,20 @@ def cmd_evaluate_gpt(args) -> int:
     from .modeling_gptnas import GPTNASForArchitectureModeling
     from .training import evaluate_held_out, load_corpus, load_tokenizer
 
-    families = [f for f in args.held_out_families.split(",") if f]
     model = GPTNASForArchitectureModeling.from_pretrained(args.model)
     tokenizer = load_tokenizer(args.model)
-    train = load_corpus({"source": "zoo", "exclude_families": families})
-    held_out = load_corpus({"source": "zoo", "families": families})
+    if args.held_out_networks:
+        networks = [n for n in args.held_out_networks.split(",") if n]
+        train = load_corpus({"source": "zoo", "exclude_networks": networks})
+        held_out = load_corpus({"source": "zoo", "networks": networks})
+        split = {"held_out_networks": networks}
+    else:
+        families = [f for f in args.held_out_families.split(",") if f]
+        train = load_corpus({"source": "zoo", "exclude_families": families})
+        held_out = load_corpus({"source": "zoo", "families": families})
+        split = {"held_out_families": families}
     metrics = evaluate_held_out(model, tokenizer, train, held_out).as_dict()
-    metrics.update(held_out_families=families, model=str(args.model))
+    metrics.update(split, model=str(args.model))
     print(json.dumps(metrics, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(metrics, indent=1))
@@ -190,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate-gpt", help="held-out next-layer and block accuracy beside a bigram baseline")
     p.add_argument("--model", required=True, help="a checkpoint fine-tuned without the held-out families")
     p.add_argument("--held-out-families", default="shufflenet,googlenet")
+    p.add_argument("--held-out-networks", default=None, help="hold out these networks instead of whole families")
     p.add_argument("--out", default=None, help="also write the metrics to this JSON file")
     p.set_defaults(func=cmd_evaluate_gpt)
 

@@ -157,7 +157,8 @@ def load_recipe(path: str | Path) -> dict:
 
 def load_corpus(spec: dict) -> datasets.Dataset:
     """A corpus from a recipe's ``corpus`` mapping: ``source`` is ``nasbench101`` (``num_cells``,
-    ``seed``, or ``tfrecord`` with ``limit``) or ``zoo`` (``families`` / ``exclude_families``)."""
+    ``seed``, or ``tfrecord`` with ``limit``) or ``zoo`` (``families`` / ``exclude_families``,
+    ``networks`` / ``exclude_networks``)."""
     spec = dict(spec)
     source = spec.pop("source", None)
     if source == "nasbench101":
@@ -172,10 +173,17 @@ def load_corpus(spec: dict) -> datasets.Dataset:
         unknown = (set(families) | excluded) - set(ZOO_FAMILIES)
         if unknown:
             raise ValueError(f"unknown zoo families {sorted(unknown)}; the zoo has {sorted(ZOO_FAMILIES)}")
+        only = spec.pop("networks", None)
+        excluded_networks = set(spec.pop("exclude_networks", None) or ())
+        unknown = (set(only or ()) | excluded_networks) - set(ZOO_NETWORKS)
+        if unknown:
+            raise ValueError(f"unknown zoo networks {sorted(unknown)}; the zoo has {', '.join(ZOO_NETWORKS)}")
         if spec:
             raise ValueError(f"unknown zoo corpus options {sorted(spec)}")
-        names = [n for f in families if f not in excluded for n in ZOO_FAMILIES[f]]
-        return zoo_corpus([n for n in ZOO_NETWORKS if n in names])
+        names = {n for f in families if f not in excluded for n in ZOO_FAMILIES[f]}
+        if only is not None:
+            names &= set(only)
+        return zoo_corpus([n for n in ZOO_NETWORKS if n in names and n not in excluded_networks])
     raise ValueError(f"corpus source must be 'nasbench101' or 'zoo', got {source!r}")
 
 

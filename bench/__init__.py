@@ -1,0 +1,1 @@
+"""Benchmarks: each runs as ``python -m bench.NAME`` and writes ``bench/results/NAME.{json,png}``."""

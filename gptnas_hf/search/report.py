@@ -1,0 +1,80 @@
+"""What a search run leaves beside its state: ``best_genome.json``, ``report.md`` and
+``progress.png`` (best and mean fitness per generation; accuracy against evaluations)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..search_space import Genome
+
+
+def plot_progress(history: list[dict], records: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    generations = [h["generation"] for h in history]
+    left.plot(generations, [h["best"] for h in history], marker="o", label="best of population")
+    left.plot(generations, [h["mean"] for h in history], marker=".", label="mean of population")
+    left.set_xlabel("generation")
+    left.set_ylabel("validation top-1")
+    left.set_title("fitness per generation")
+    left.grid(alpha=0.3)
+    left.legend()
+    fitness = [r["fitness"] for r in records]
+    colours = ["tab:orange" if r.get("reconstructed") else "tab:blue" for r in records]
+    right.scatter(range(1, len(fitness) + 1), fitness, s=12, c=colours, alpha=0.7)
+    best, running = [], 0.0
+    for value in fitness:
+        running = max(running, value)
+        best.append(running)
+    right.plot(range(1, len(best) + 1), best, color="black", label="best so far")
+    right.set_xlabel("evaluation")
+    right.set_ylabel("validation top-1")
+    right.set_title("accuracy against evaluations (orange: rebuilt by the GPT)")
+    right.grid(alpha=0.3)
+    right.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_reports(output_dir: Path, config, state: dict, population, records: list[dict]) -> None:
+    best = max(population, key=lambda ind: ind.fitness)
+    best_record = next((r for r in records if r["hash"] == best.genome.hash()), {})
+    (output_dir / "best_genome.json").write_text(best.genome.to_json(indent=1) + "\n")
+    strategy = config.strategy.upper() if config.strategy == "ga" else config.strategy.capitalize()
+    setting = f"{strategy}{'+GPT' if config.use_gpt else ''}"
+    plot_progress(state["history"], records, output_dir / "progress.png", f"{setting} on {config.dataset}")
+    failures = [r for r in records if r["status"] != "ok"]
+    elapsed = time.time() - state.get("started", time.time())
+    lines = [
+        f"# Search report: {setting} on {config.dataset}",
+        "",
+        f"- status: {'finished' if state['phase'] == 'done' else 'running, generation ' + str(state['generation'])}",
+        f"- strategy: {config.strategy}, population {config.population_size}, generations {config.generations}, "
+        f"GPT reconstruction: {'on, initial mask rate ' + str(config.initial_mask_rate) if config.use_gpt else 'off'}",
+        f"- evaluations: {len(records)} ({sum(r['reconstructed'] for r in records)} rebuilt by the GPT, "
+        f"{len(failures)} failed), {sum(r['seconds'] for r in records):.0f} s of training, {elapsed:.0f} s wall",
+        f"- best validation top-1: **{best.fitness:.4f}** ({best_record.get('parameters', 0):,} parameters, "
+        f"{len(best.genome)} blocks)",
+        "",
+        "## Generations",
+        "",
+        "| generation | best | mean | best offspring | rebuilt | evaluations |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for h in state["history"]:
+        offspring = "" if h["offspring_best"] is None else f"{h['offspring_best']:.4f}"
+        lines.append(f"| {h['generation']} | {h['best']:.4f} | {h['mean']:.4f} | {offspring} | {h['reconstructed']} "
+                     f"| {h['evaluations']} |")
+    lines += ["", "![progress](progress.png)", "", "## Best genome", "", "```json", best.genome.to_json(indent=1), "```"]
+    if failures:
+        lines += ["", "## Failed candidates", ""]
+        lines += [f"- `{r['hash'][:10]}`: {r['status']}: {r['reason']}" for r in failures]
+    (output_dir / "report.md").write_text("\n".join(lines) + "\n")

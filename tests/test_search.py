@@ -1,0 +1,179 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from gptnas_hf.data import load_image_data
+from gptnas_hf.search.schedule import mask_rate_at
+from gptnas_hf.search.searcher import NASSearcher, SearchConfig
+from gptnas_hf.search_space import Genome
+
+SHARED_CIFAR10 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10"
+
+TINY = {
+    "strategy": "ga", "population_size": 4, "generations": 2, "min_blocks": 10, "max_blocks": 12, "widths": [8],
+    "max_downsamples": 3, "use_gpt": True, "dataset": "digits",
+    "data": {"max_train_per_class": 20, "val_fraction": 0.25},
+    "evaluation": {"epochs": 1, "batch_size": 32, "lr": 0.05, "augment": False, "train_scope": "full",
+                   "max_batches_per_epoch": 2},
+    "seed": 0, "progress": False,
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    return load_image_data("digits", max_train_per_class=20, val_fraction=0.25, progress=False,
+                           cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def records(run_dir):
+    return [json.loads(line) for line in (Path(run_dir) / "evaluations.jsonl").read_text().splitlines()]
+
+
+def test_tiny_ga_gpt_search_end_to_end_on_digits(tmp_path, digits):
+    config = SearchConfig.from_dict({**TINY, "output_dir": str(tmp_path / "run")})
+    result = NASSearcher(config, dataset=digits).run()
+    run = tmp_path / "run"
+    for name in ("state.json", "evaluations.jsonl", "best_genome.json", "report.md", "progress.png"):
+        assert (run / name).is_file(), name
+    rows = records(run)
+    hashes = [r["hash"] for r in rows]
+    assert len(hashes) == len(set(hashes)), "a genome was trained twice"
+    assert result.evaluations == len(rows) <= 4 * 3
+    assert Genome.from_json((run / "best_genome.json").read_text()) == result.best_genome
+    assert result.best_fitness == max(r["fitness"] for r in rows)
+    # Eq. 3 per generation: 0.4, 0.2, 0.0 for T = 2
+    for row in rows:
+        assert row["mask_rate"] == pytest.approx(mask_rate_at(row["generation"], 2, 0.4))
+        assert row["reconstructed"] == bool(row["predicted_blocks"])
+        assert 10 <= len(row["genome"]) <= 12
+    assert any(r["reconstructed"] for r in rows)
+    assert not any(r["reconstructed"] for r in rows if r["generation"] == 2)  # rate 0 at t = T
+    state = json.loads((run / "state.json").read_text())
+    assert state["phase"] == "done" and [h["generation"] for h in state["history"]] == [0, 1, 2]
+    assert [h["best"] for h in state["history"]] == sorted(h["best"] for h in state["history"])  # elitist
+    assert "best validation top-1" in (run / "report.md").read_text()
+
+
+def test_random_search_without_the_gpt_on_28x28_grayscale(tmp_path):
+    data = load_image_data("digits", image_size=28, max_train_per_class=20, val_fraction=0.25, progress=False,
+                           cache_dir=tmp_path / "cache")
+    assert (data.channels, data.image_size) == (1, 28)
+    config = SearchConfig.from_dict({**TINY, "strategy": "random", "use_gpt": False, "generations": 1,
+                                     "output_dir": str(tmp_path / "run")})
+    result = NASSearcher(config, dataset=data).run()
+    rows = records(tmp_path / "run")
+    assert len(rows) == 8 and not any(r["reconstructed"] for r in rows)
+    assert all(r["mask_rate"] is None and r["train_scope"] == "full" for r in rows)
+    assert 0.0 <= result.best_fitness <= 1.0
+
+
+def test_nan_and_out_of_memory_candidates_get_fitness_zero(tmp_path, digits, monkeypatch):
+    import gptnas_hf.search.searcher as searcher_module
+
+    real_build = searcher_module.build_network
+    built = []
+
+    class Failing(torch.nn.Module):
+        def __init__(self, network, mode):
+            super().__init__()
+            self.network, self.mode = network, mode
+            self.blocks, self.head = network.blocks, network.head
+
+        def forward(self, x):
+            if self.mode == "oom":
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (simulated)")
+            return self.network(x) * float("nan")
+
+    def build(genome, in_channels=3, num_classes=10):
+        network = real_build(genome, in_channels=in_channels, num_classes=num_classes)
+        built.append(genome)
+        mode = {1: "nan", 2: "oom"}.get(len(built))
+        return Failing(network, mode) if mode else network
+
+    monkeypatch.setattr(searcher_module, "build_network", build)
+    config = SearchConfig.from_dict({**TINY, "use_gpt": False, "generations": 1, "output_dir": str(tmp_path / "run")})
+    result = NASSearcher(config, dataset=digits).run()
+    rows = records(tmp_path / "run")
+    statuses = {r["status"]: r for r in rows}
+    assert statuses["nan"]["fitness"] == 0.0 and statuses["oom"]["fitness"] == 0.0
+    assert "out of memory" in statuses["oom"]["reason"].lower()
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["phase"] == "done"
+    assert result.best_fitness >= 0.0 and "Failed candidates" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_an_existing_run_needs_resume_and_the_same_settings(tmp_path, digits):
+    config = SearchConfig.from_dict({**TINY, "use_gpt": False, "generations": 0, "output_dir": str(tmp_path / "run")})
+    NASSearcher(config, dataset=digits).run()
+    with pytest.raises(FileExistsError, match="resume"):
+        NASSearcher(config, dataset=digits).run()
+    other = SearchConfig.from_dict({**TINY, "use_gpt": False, "generations": 0, "seed": 5,
+                                    "output_dir": str(tmp_path / "run")})
+    with pytest.raises(ValueError, match="other settings"):
+        NASSearcher(other, dataset=digits).run(resume=True)
+    with pytest.raises(ValueError, match="unknown search setting"):
+        SearchConfig.from_dict({"populaton_size": 3})
+
+
+def _search_command(recipe, out, resume=False):
+    command = [sys.executable, "-m", "gptnas_hf.cli", "search", "--recipe", str(recipe), "--output-dir", str(out)]
+    return command + (["--resume"] if resume else [])
+
+
+def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump({**TINY, "data": {**TINY["data"], "cache_dir": str(tmp_path / "cache")}}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run(_search_command(recipe, straight), env=env, check=True, capture_output=True, timeout=600)
+
+    process = subprocess.Popen(_search_command(recipe, killed), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    log = killed / "evaluations.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if log.is_file() and len(log.read_text().splitlines()) >= 6:  # inside generation 1
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the search ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = len(records(killed))
+    assert json.loads((killed / "state.json").read_text())["phase"] != "done"
+
+    subprocess.run(_search_command(recipe, killed, resume=True), env=env, check=True, capture_output=True, timeout=600)
+    a, b = records(straight), records(killed)
+    assert len(b) >= done_before
+    key = lambda rows: sorted((r["hash"], r["fitness"], r["generation"]) for r in rows)
+    assert key(a) == key(b)
+    assert (straight / "best_genome.json").read_text() == (killed / "best_genome.json").read_text()
+    state_a = json.loads((straight / "state.json").read_text())
+    state_b = json.loads((killed / "state.json").read_text())
+    assert state_a["population"] == state_b["population"] and state_a["history"] == [
+        {**h} for h in state_b["history"]]
+
+
+@pytest.mark.skipif(not SHARED_CIFAR10.is_dir(), reason=f"shared CIFAR-10 not found at {SHARED_CIFAR10}")
+def test_tiny_search_on_the_shared_cifar10(tmp_path):
+    data = load_image_data(str(SHARED_CIFAR10), max_train_per_class=10, val_fraction=0.3, max_test=100,
+                           progress=False, cache_dir=tmp_path / "cache")
+    assert (data.channels, data.image_size, data.num_classes) == (3, 32, 10)
+    config = SearchConfig.from_dict({**TINY, "generations": 1, "dataset": str(SHARED_CIFAR10),
+                                     "output_dir": str(tmp_path / "run")})
+    result = NASSearcher(config, dataset=data).run()
+    assert len(records(tmp_path / "run")) <= 8 and 0.0 <= result.best_fitness <= 1.0
