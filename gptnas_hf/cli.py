@@ -121,6 +121,20 @@ def cmd_package_model(args) -> int:
     return 0
 
 
+def cmd_reconstruct(args) -> int:
+    from transformers import pipeline
+
+    from . import DEFAULT_MODEL
+    from .search_space import Genome
+
+    genome = Genome.from_json(Path(args.genome).read_text())
+    reconstruct = pipeline("nas-reconstruction", model=args.model or DEFAULT_MODEL)
+    result = reconstruct(genome, mask_rate=args.mask_rate, seed=args.seed, image_size=args.image_size,
+                         in_channels=args.in_channels)
+    print(json.dumps(result if args.details else result["genome"], indent=None if args.compact else 1))
+    return 0
+
+
 def cmd_search(args) -> int:
     from .search.searcher import NASSearcher, SearchConfig
 
@@ -206,6 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--model-card", default="model_card.md")
     p.set_defaults(func=cmd_package_model)
+
+    p = sub.add_parser("reconstruct", help="rebuild a genome with the architecture GPT (Algorithm 1); prints JSON")
+    p.add_argument("genome", help="a genome JSON file")
+    p.add_argument("--mask-rate", type=float, default=0.4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default=None, help="architecture GPT checkpoint (default: the shipped one)")
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--in-channels", type=int, default=3)
+    p.add_argument("--details", action="store_true", help="print the whole result, not only the new genome")
+    p.add_argument("--compact", action="store_true", help="one line")
+    p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("search", help="run a search from a recipe (resumable)")
     p.add_argument("--recipe", required=True, help="recipes/*.yaml, e.g. recipes/quickstart.yaml")
