@@ -56,16 +56,6 @@ FAST = dict(epochs=3, batch_size=32, lr=0.05, warmup_epochs=0.25, augment=False,
 TINY = dict(epochs=1, batch_size=32, lr=0.05, max_batches_per_epoch=4, progress=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These networks are tiny: one intra-op thread is as fast, and it keeps OpenMP from
-    spinning (10x slower) when another job shares the two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     return load_image_data("digits", cache_dir=tmp_path_factory.mktemp("cache"), progress=False)

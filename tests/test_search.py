@@ -27,14 +27,6 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     return load_image_data("digits", max_train_per_class=20, val_fraction=0.25, progress=False,

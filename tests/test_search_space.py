@@ -27,16 +27,6 @@ from gptnas_hf.search_space import (
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convs: one thread is as fast, and far faster when the 2-core box is busy
-    (2 threads measured ~17x slower under load). Restored afterwards for other test files."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 SMALL_WIDTHS = (8, 16, 32)
 
 EXAMPLE = [

@@ -248,7 +248,6 @@ def test_ga_proposals_valid_distinct_and_labelled(parents):
 
 
 def test_ga_proposals_build(parents):
-    torch.set_num_threads(1)
     ga = GeneticAlgorithm(population_size=4)
     for genome in ga.propose(_evaluated(parents[:4]), random.Random(0)):
         with torch.no_grad():
