@@ -49,3 +49,19 @@ def test_bad_inputs_give_clear_errors(capsys, tmp_path):
     assert code == 2 and "does not exist" in err
     with pytest.raises(SystemExit):
         main(["encode", "--torchvision", "resnet18", "--input-shape", "3,32"])
+
+
+def test_corpus_and_tokenizer_commands(capsys, tmp_path):
+    import datasets
+    from transformers import AutoTokenizer
+
+    code, out, _ = run(capsys, "corpus", "--out", str(tmp_path / "corpora"), "--nasbench-cells", "5")
+    assert code == 0
+    zoo = datasets.load_from_disk(str(tmp_path / "corpora" / "zoo"))
+    nb = datasets.load_from_disk(str(tmp_path / "corpora" / "nasbench101"))
+    assert zoo.num_rows == 36 and nb.num_rows == 5
+    assert set(nb.column_names) >= {"name", "source", "layers", "types", "blocks"}
+    code, out, _ = run(capsys, "tokenizer", "--corpus", str(tmp_path / "corpora"), "--out", str(tmp_path / "tok"))
+    assert code == 0 and "layer types" in out
+    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
+    assert tokenizer.convert_tokens_to_ids("pool_avg_global") != tokenizer.unk_token_id

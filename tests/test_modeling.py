@@ -71,7 +71,7 @@ def test_windows_follow_eq_2():
 def test_a_tiny_trainer_run_lowers_the_loss(tmp_path):
     from transformers import Trainer, TrainingArguments
 
-    tokenizer = AutoTokenizer.from_pretrained("tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(gptnas_hf.DEFAULT_MODEL)
     corpus = zoo_corpus(["resnet18", "resnet34", "shufflenet_v2_x0_5"], progress=False)
     model = tiny_model(vocab_size=len(tokenizer))
     data = windows_dataset(corpus, tokenizer, model.config.window_size, model.config.block_labels)

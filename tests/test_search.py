@@ -169,3 +169,20 @@ def test_tiny_search_on_the_shared_cifar10(tmp_path):
                                      "output_dir": str(tmp_path / "run")})
     result = NASSearcher(config, dataset=data).run()
     assert len(records(tmp_path / "run")) <= 8 and 0.0 <= result.best_fitness <= 1.0
+
+
+def test_retrain_the_best_genome_of_a_run(tmp_path, digits):
+    import safetensors.torch
+
+    from gptnas_hf.search.retrain import retrain_run
+
+    config = SearchConfig.from_dict({**TINY, "use_gpt": False, "generations": 0,
+                                     "data": {**TINY["data"], "cache_dir": str(tmp_path / "cache")},
+                                     "retrain": {"epochs": 1, "batch_size": 32, "lr": 0.05},
+                                     "output_dir": str(tmp_path / "run")})
+    NASSearcher(config, dataset=digits).run()
+    summary = retrain_run(tmp_path / "run")
+    assert 0.0 <= summary["test_top1"] <= summary["test_top5"] <= 1.0 and summary["parameters"] > 0
+    weights = safetensors.torch.load_file(str(tmp_path / "run" / "retrained.safetensors"))
+    assert any(key.startswith("head.") for key in weights)
+    assert json.loads((tmp_path / "run" / "retrain.json").read_text())["epochs"] == 1

@@ -50,3 +50,10 @@ def test_build_is_deterministic_and_round_trips(tmp_path):
 def test_a_type_with_whitespace_is_rejected():
     with pytest.raises(ValueError, match="whitespace"):
         build_tokenizer(["conv k3"])
+
+
+def test_the_shipped_checkpoint_uses_the_top_level_tokenizer(tokenizer):
+    import gptnas_hf
+
+    shipped = AutoTokenizer.from_pretrained(gptnas_hf.DEFAULT_MODEL)
+    assert shipped.get_vocab() == tokenizer.get_vocab()
