@@ -136,14 +136,17 @@ def cmd_reconstruct(args) -> int:
 
 
 def cmd_search(args) -> int:
+    from accelerate import PartialState
+
     from .search.searcher import NASSearcher, SearchConfig
 
     overrides = {"output_dir": args.output_dir, "seed": args.seed, "use_gpt": args.use_gpt, "strategy": args.strategy,
                  "model": args.model, "generations": args.generations, "population_size": args.population_size}
     config = SearchConfig.from_yaml(args.recipe, **overrides)
     result = NASSearcher(config, dataset=args.dataset).run(resume=args.resume)
-    print(json.dumps({"best_fitness": result.best_fitness, "evaluations": result.evaluations,
-                      "output_dir": str(result.output_dir), "best_genome": result.best_genome.to_list()}))
+    if PartialState().is_main_process:
+        print(json.dumps({"best_fitness": result.best_fitness, "evaluations": result.evaluations,
+                          "output_dir": str(result.output_dir), "best_genome": result.best_genome.to_list()}))
     return 0
 
 
@@ -154,6 +157,32 @@ def cmd_retrain(args) -> int:
     summary = retrain_run(args.run, dataset=args.dataset, **overrides)
     summary.pop("history")
     print(json.dumps(summary, indent=1))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .hub import export_run
+
+    files = export_run(args.run, args.out, weights=args.weights, dataset=args.dataset, repo_id=args.repo_id)
+    print("\n".join(files))
+    return 0
+
+
+def cmd_push(args) -> int:
+    from .hub import push_run
+
+    commit = push_run(args.run, args.repo_id, private=args.private, token=args.token, weights=args.weights,
+                      dataset=args.dataset, commit_message=args.commit_message)
+    print(getattr(commit, "commit_url", None) or commit)
+    return 0
+
+
+def cmd_push_model(args) -> int:
+    from .hub import push_architecture_model
+
+    commit = push_architecture_model(args.model, args.repo_id, private=args.private, token=args.token,
+                                     model_card=args.model_card, commit_message=args.commit_message)
+    print(getattr(commit, "commit_url", None) or commit)
     return 0
 
 
@@ -251,6 +280,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="where the data is, if not where the search found it")
     p.add_argument("--epochs", type=int, default=None, help="overrides the recipe's retrain epochs")
     p.set_defaults(func=cmd_retrain)
+
+    from .hub import DEFAULT_COMMIT_MESSAGE, DEFAULT_MODEL_COMMIT_MESSAGE
+
+    token_help = "a Hub token (default: HF_TOKEN or the `hf auth login` one; prefer those, an argument shows in `ps`)"
+    p = sub.add_parser("export", help="write a run's best network as a transformers model directory with a model card")
+    p.add_argument("--run", required=True, help="a search output directory")
+    p.add_argument("--out", required=True, help="a new (or empty) directory")
+    p.add_argument("--weights", choices=("auto", "retrained", "init"), default="auto",
+                   help="retrained (needs `gptnas retrain`), init (untrained), auto: retrained if there")
+    p.add_argument("--dataset", default=None, help="where the run's data is, if not where the search found it")
+    p.add_argument("--repo-id", default=None, help="the Hub repo the card's usage snippet names")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("push", help="export a run's best network and upload it to a Hub model repo in one commit")
+    p.add_argument("--run", required=True, help="a search output directory")
+    p.add_argument("--repo-id", required=True, help="name or namespace/name")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--token", default=None, help=token_help)
+    p.add_argument("--weights", choices=("auto", "retrained", "init"), default="auto")
+    p.add_argument("--dataset", default=None, help="where the run's data is, if not where the search found it")
+    p.add_argument("--commit-message", default=DEFAULT_COMMIT_MESSAGE)
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("push-model", help="upload an architecture GPT checkpoint (code, pipeline, card) to the Hub")
+    p.add_argument("--model", required=True, help="a checkpoint directory, e.g. the shipped one or a `gptnas train` output")
+    p.add_argument("--repo-id", required=True, help="name or namespace/name")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--token", default=None, help=token_help)
+    p.add_argument("--model-card", default=None, help="the README.md to upload (default: the repository's model_card.md)")
+    p.add_argument("--commit-message", default=DEFAULT_MODEL_COMMIT_MESSAGE)
+    p.set_defaults(func=cmd_push_model)
     return parser
 
 

@@ -186,3 +186,18 @@ def test_retrain_the_best_genome_of_a_run(tmp_path, digits):
     weights = safetensors.torch.load_file(str(tmp_path / "run" / "retrained.safetensors"))
     assert any(key.startswith("head.") for key in weights)
     assert json.loads((tmp_path / "run" / "retrain.json").read_text())["epochs"] == 1
+
+
+def test_two_processes_under_accelerate_launch_split_a_generation_and_agree(tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump({**TINY, "generations": 1,
+                                      "data": {**TINY["data"], "cache_dir": str(tmp_path / "cache")}}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "gptnas_hf.cli"]
+    subprocess.run(launch + _search_command(recipe, tmp_path / "two")[3:], env=env, check=True, capture_output=True,
+                   timeout=600)
+    subprocess.run(_search_command(recipe, tmp_path / "one"), env=env, check=True, capture_output=True, timeout=600)
+    key = lambda rows: sorted((r["hash"], r["fitness"]) for r in rows)
+    assert key(records(tmp_path / "two")) == key(records(tmp_path / "one"))
+    assert (tmp_path / "two" / "best_genome.json").read_text() == (tmp_path / "one" / "best_genome.json").read_text()
