@@ -29,6 +29,20 @@ PIPELINE_REGISTRY.register_pipeline(
     "nas-reconstruction", pipeline_class=NASReconstructionPipeline, pt_model=AutoModelForCausalLM, type="text"
 )
 
+# searched networks as image classifiers (export / push of search runs: gptnas_hf.hub)
+from transformers import AutoImageProcessor, AutoModelForImageClassification  # noqa: E402
+
+from .image_processing_searched import SearchedNetImageProcessor  # noqa: E402
+from .modeling_searched import SearchedNetConfig, SearchedNetForImageClassification  # noqa: E402
+
+AutoConfig.register(SearchedNetConfig.model_type, SearchedNetConfig, exist_ok=True)
+AutoModelForImageClassification.register(SearchedNetConfig, SearchedNetForImageClassification, exist_ok=True)
+AutoImageProcessor.register(SearchedNetConfig, image_processor_classes={"torchvision": SearchedNetImageProcessor},
+                            exist_ok=True)
+SearchedNetConfig.register_for_auto_class()
+SearchedNetForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+SearchedNetImageProcessor.register_for_auto_class("AutoImageProcessor")
+
 __all__ = [
     "BLOCK_LABELS",
     "DEFAULT_MODEL",
@@ -36,6 +50,9 @@ __all__ = [
     "GPTNASForArchitectureModeling",
     "LayerRecord",
     "NASReconstructionPipeline",
+    "SearchedNetConfig",
+    "SearchedNetForImageClassification",
+    "SearchedNetImageProcessor",
     "layer_type",
     "trace",
 ]

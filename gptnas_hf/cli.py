@@ -171,8 +171,9 @@ def cmd_export(args) -> int:
 def cmd_push(args) -> int:
     from .hub import push_run
 
+    message = {"commit_message": args.commit_message} if args.commit_message else {}
     commit = push_run(args.run, args.repo_id, private=args.private, token=args.token, weights=args.weights,
-                      dataset=args.dataset, commit_message=args.commit_message)
+                      dataset=args.dataset, **message)
     print(getattr(commit, "commit_url", None) or commit)
     return 0
 
@@ -180,8 +181,9 @@ def cmd_push(args) -> int:
 def cmd_push_model(args) -> int:
     from .hub import push_architecture_model
 
+    message = {"commit_message": args.commit_message} if args.commit_message else {}
     commit = push_architecture_model(args.model, args.repo_id, private=args.private, token=args.token,
-                                     model_card=args.model_card, commit_message=args.commit_message)
+                                     model_card=args.model_card, **message)
     print(getattr(commit, "commit_url", None) or commit)
     return 0
 
@@ -281,8 +283,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="overrides the recipe's retrain epochs")
     p.set_defaults(func=cmd_retrain)
 
-    from .hub import DEFAULT_COMMIT_MESSAGE, DEFAULT_MODEL_COMMIT_MESSAGE
-
     token_help = "a Hub token (default: HF_TOKEN or the `hf auth login` one; prefer those, an argument shows in `ps`)"
     p = sub.add_parser("export", help="write a run's best network as a transformers model directory with a model card")
     p.add_argument("--run", required=True, help="a search output directory")
@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=None, help=token_help)
     p.add_argument("--weights", choices=("auto", "retrained", "init"), default="auto")
     p.add_argument("--dataset", default=None, help="where the run's data is, if not where the search found it")
-    p.add_argument("--commit-message", default=DEFAULT_COMMIT_MESSAGE)
+    p.add_argument("--commit-message", default=None, help="default: 'Upload a network found by gptnas-hf'")
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("push-model", help="upload an architecture GPT checkpoint (code, pipeline, card) to the Hub")
@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private", action="store_true", help="create the repo private")
     p.add_argument("--token", default=None, help=token_help)
     p.add_argument("--model-card", default=None, help="the README.md to upload (default: the repository's model_card.md)")
-    p.add_argument("--commit-message", default=DEFAULT_MODEL_COMMIT_MESSAGE)
+    p.add_argument("--commit-message", default=None, help="default: 'Upload the gptnas-hf architecture GPT'")
     p.set_defaults(func=cmd_push_model)
     return parser
 

@@ -1,0 +1,136 @@
+"""A searched network as a ``transformers`` image classifier.
+
+:class:`SearchedNetConfig` holds a genome of the block search space (plus the input it was
+searched for, its labels and where it came from) and :class:`SearchedNetForImageClassification`
+builds it with :func:`gptnas_hf.search_space.build_network`. Importing ``gptnas_hf`` registers
+both with ``AutoConfig`` / ``AutoModelForImageClassification`` and marks them for
+``auto_map``, so ``save_pretrained`` writes this file and the two it imports
+(``search_space.py``, ``encoding.py``) beside the weights and the directory (or Hub repo) also
+loads with ``trust_remote_code=True`` where the package is not installed.
+
+This module must keep to flat relative imports (``from .search_space import ...``): it is
+copied as is into saved directories, where there are no sub-packages.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from .search_space import Genome, build_network
+
+__all__ = ["SearchedNetConfig", "SearchedNetPreTrainedModel", "SearchedNetForImageClassification"]
+
+
+class SearchedNetConfig(PretrainedConfig):
+    """Configuration of a network found by a search.
+
+    Args:
+        genome: the network, a list of block dicts (or its JSON string / a ``Genome``); stored
+            normalised (every kind parameter written out).
+        num_channels: input channels (1 for grayscale data, 3 for RGB).
+        image_size: the square input side the network was searched and trained at.
+        image_mean / image_std: per-channel normalisation of the training data (on the [0, 1]
+            scale); the image processor saved beside the model uses the same values.
+        strategy / use_gpt / dataset: provenance of the search (``"ga"`` or ``"random"``,
+            whether the architecture GPT rebuilt candidates, the data it searched on).
+        genome_hash: :meth:`Genome.hash` of the genome (filled in when not given).
+        Labels come as usual: ``id2label`` / ``label2id`` (or ``num_labels``).
+    """
+
+    model_type = "gptnas-searched"
+
+    def __init__(
+        self,
+        genome=None,
+        num_channels: int = 3,
+        image_size: int = 32,
+        image_mean: list[float] | None = None,
+        image_std: list[float] | None = None,
+        strategy: str | None = None,
+        use_gpt: bool | None = None,
+        dataset: str | None = None,
+        genome_hash: str | None = None,
+        **kwargs,
+    ):
+        if genome is not None:
+            genome = Genome(genome) if not isinstance(genome, Genome) else genome
+            genome_hash = genome.hash()
+            genome = genome.to_list()
+        if num_channels not in (1, 3):
+            raise ValueError(f"num_channels must be 1 (grayscale) or 3 (RGB), got {num_channels!r}")
+        self.genome = genome
+        self.genome_hash = genome_hash
+        self.num_channels = int(num_channels)
+        self.image_size = int(image_size)
+        self.image_mean = [float(v) for v in image_mean] if image_mean is not None else [0.5] * self.num_channels
+        self.image_std = [float(v) for v in image_std] if image_std is not None else [0.5] * self.num_channels
+        for name in ("image_mean", "image_std"):
+            if len(getattr(self, name)) != self.num_channels:
+                raise ValueError(f"{name} needs one value per channel ({self.num_channels}), got {getattr(self, name)}")
+        self.strategy = strategy
+        self.use_gpt = use_gpt
+        self.dataset = dataset
+        super().__init__(**kwargs)
+
+
+class SearchedNetPreTrainedModel(PreTrainedModel):
+    config_class = SearchedNetConfig
+    base_model_prefix = "network"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # exactly GenomeNetwork._init_weights, one module at a time (as torchvision's ResNet / RegNet)
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+            if module.running_mean is not None:
+                module.running_mean.zero_()
+                module.running_var.fill_(1.0)
+                module.num_batches_tracked.zero_()
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.01)
+            nn.init.zeros_(module.bias)
+
+
+class SearchedNetForImageClassification(SearchedNetPreTrainedModel):
+    """The genome's network (``self.network``, a ``GenomeNetwork``: its blocks, then global
+    average pooling and a linear classifier over ``config.num_labels`` classes)."""
+
+    def __init__(self, config: SearchedNetConfig):
+        super().__init__(config)
+        if not config.genome:
+            raise ValueError("SearchedNetConfig has no genome: pass genome=[{'kind': ..., 'width': ..., "
+                             "'stride': ...}, ...]")
+        self.num_labels = config.num_labels
+        self.network = build_network(config.genome, in_channels=config.num_channels, num_classes=config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutput | tuple:
+        if pixel_values is None:
+            raise ValueError("pixel_values is required: a float tensor N x C x H x W")
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != self.config.num_channels:
+            raise ValueError(f"pixel_values must be N x {self.config.num_channels} x H x W, "
+                             f"got shape {tuple(pixel_values.shape)}")
+        logits = self.network(pixel_values.to(self.dtype))
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(logits.float(), labels.to(logits.device).view(-1))
+        return_dict = return_dict if return_dict is not None else getattr(self.config, "return_dict", True)
+        if not return_dict:
+            return (logits,) if loss is None else (loss, logits)
+        return ImageClassifierOutput(loss=loss, logits=logits)
