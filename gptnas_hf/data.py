@@ -103,6 +103,13 @@ class ImageData:
     def device(self) -> torch.device:
         return self.train_x.device
 
+    def describe(self) -> dict:
+        """What a model trained on this data must know (JSON-serialisable): channels, size,
+        classes and the normalisation."""
+        return {"source": str(self.source), "channels": int(self.channels), "image_size": int(self.image_size),
+                "num_classes": int(self.num_classes), "class_names": [str(n) for n in self.class_names],
+                "mean": [round(float(v), 6) for v in self.mean], "std": [round(float(v), 6) for v in self.std]}
+
     def to(self, device) -> "ImageData":
         """A copy with every tensor on ``device`` (no copy for tensors already there)."""
         return dataclasses.replace(self, **{k: getattr(self, k).to(device) for k in self._TENSORS})

@@ -169,7 +169,7 @@ def _read_records(path: Path) -> list[dict]:
 def _collect(run_dir, weights: str, dataset) -> _RunInfo:
     from .data import ImageData, load_image_data
     from .search.retrain import RETRAIN_FILE, RETRAINED_WEIGHTS, load_run
-    from .search.searcher import EVALUATIONS_FILE
+    from .search.searcher import DATA_FILE, EVALUATIONS_FILE
 
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
@@ -193,9 +193,11 @@ def _collect(run_dir, weights: str, dataset) -> _RunInfo:
         retrain = None  # its accuracy belongs to weights we do not export
 
     if isinstance(dataset, ImageData):
-        data = dataset
+        data = dataset.describe()
+    elif dataset is None and (run_dir / DATA_FILE).is_file():
+        data = json.loads((run_dir / DATA_FILE).read_text())
     else:
-        data = load_image_data(dataset or config.dataset, seed=config.seed, progress=False, **config.data)
+        data = load_image_data(dataset or config.dataset, seed=config.seed, progress=False, **config.data).describe()
 
     records = _read_records(run_dir / EVALUATIONS_FILE)
     best_record = next((r for r in records if r.get("hash") == genome.hash()), None)
@@ -210,10 +212,9 @@ def _collect(run_dir, weights: str, dataset) -> _RunInfo:
             wall = float(match.group(2).replace(",", ""))
     return _RunInfo(
         run_dir=run_dir, config=config, genome=genome, state=state, records=records, best_record=best_record,
-        retrain=retrain, weights=chosen, retrained_available=has_weights, channels=int(data.channels),
-        image_size=int(data.image_size),
-        class_names=[str(n) for n in data.class_names], mean=[round(float(v), 6) for v in data.mean],
-        std=[round(float(v), 6) for v in data.std], wall_seconds=wall,
+        retrain=retrain, weights=chosen, retrained_available=has_weights, channels=data["channels"],
+        image_size=data["image_size"], class_names=data["class_names"], mean=data["mean"], std=data["std"],
+        wall_seconds=wall,
     )
 
 

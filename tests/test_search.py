@@ -41,8 +41,9 @@ def test_tiny_ga_gpt_search_end_to_end_on_digits(tmp_path, digits):
     config = SearchConfig.from_dict({**TINY, "output_dir": str(tmp_path / "run")})
     result = NASSearcher(config, dataset=digits).run()
     run = tmp_path / "run"
-    for name in ("state.json", "evaluations.jsonl", "best_genome.json", "report.md", "progress.png"):
+    for name in ("state.json", "evaluations.jsonl", "best_genome.json", "report.md", "progress.png", "data.json"):
         assert (run / name).is_file(), name
+    assert json.loads((run / "data.json").read_text()) == digits.describe()
     rows = records(run)
     hashes = [r["hash"] for r in rows]
     assert len(hashes) == len(set(hashes)), "a genome was trained twice"

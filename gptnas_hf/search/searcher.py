@@ -34,6 +34,7 @@ from .strategies import Individual, create_strategy
 
 STATE_FILE = "state.json"
 EVALUATIONS_FILE = "evaluations.jsonl"
+DATA_FILE = "data.json"  # channels, size, classes and normalisation of the data searched on
 
 
 @dataclass
@@ -317,6 +318,8 @@ class NASSearcher:
                      "rng": _rng_state(rng), "strategy": self.strategy.state_dict(), "started": time.time()}
             if distributed.is_main_process:
                 self._save_state(state)
+        if distributed.is_main_process:
+            _atomic_write(self.output_dir / DATA_FILE, json.dumps(self.data.describe(), indent=1))
         population = [Individual.from_dict(d) for d in state["population"]]
         while state["phase"] != "done":
             offspring = self._evaluate_pending(state, cache)

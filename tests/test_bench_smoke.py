@@ -1,0 +1,74 @@
+"""Every benchmark runs end to end with the hidden ``smoke`` budget (digits, tiny networks,
+seconds) into a temporary results directory: bench/results and bench/RESULTS.md stay untouched."""
+
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds bench/
+
+from bench import all as bench_all
+from bench import common
+
+EXPECTED = {
+    "reconstruction": ("warm_median_s", "cold_median_s"),
+    "search_time": ("GA", "GA+GPT", "Random", "Random+GPT", "training_estimate"),
+    "eval_speed": ("scopes", "reconstruction_batch_30", "device"),
+    "gpt_quality": ("variants", "families"),
+    "mask_rate": ("rows", "best_rate"),
+    "fidelity": ("epoch_pairs", "scope_rows"),
+    "with_without_gpt": ("settings", "pairs"),
+}
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    out = tmp_path / "results"
+    monkeypatch.setenv(common.RESULTS_ENV, str(out))
+    return out
+
+
+def test_every_benchmark_is_in_bench_all():
+    assert set(bench_all.BENCHMARKS) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", bench_all.BENCHMARKS)
+def test_benchmark_smoke(name, results):
+    before = common.DEFAULT_TABLE.read_text() if common.DEFAULT_TABLE.is_file() else None
+    importlib.import_module(f"bench.{name}").main(["--budget", "smoke"])
+    record = json.loads((results / f"{name}.json").read_text())
+    assert record["benchmark"] == name and record["settings"]["budget"] == "smoke"
+    for key in EXPECTED[name]:
+        assert key in record["figures"], key
+    assert "cpu_count" in record["machine"] and record["date"]
+    assert (results / f"{name}.png").stat().st_size > 1000
+    table = (results / "RESULTS.md").read_text()
+    assert f"| {name} |" in table and "smoke budget" in table
+    after = common.DEFAULT_TABLE.read_text() if common.DEFAULT_TABLE.is_file() else None
+    assert before == after, "bench/RESULTS.md was touched"
+
+
+def test_resumed_search_benchmark_reuses_its_runs(results):
+    from bench import with_without_gpt
+
+    first = with_without_gpt.main(["--budget", "smoke", "--seeds", "1"])
+    lines = {p: p.read_text() for p in (results / "runs").rglob("evaluations.jsonl")}
+    assert first["random_runs_seeded_from_ga"] > 0
+    second = with_without_gpt.main(["--budget", "smoke", "--seeds", "1"])
+    assert {p: p.read_text() for p in (results / "runs").rglob("evaluations.jsonl")} == lines  # nothing retrained
+    assert second["pairs"] == first["pairs"]
+
+
+def test_missing_cifar10_exits_with_a_clear_message(results, tmp_path):
+    from bench import mask_rate
+
+    with pytest.raises(SystemExit) as exit_info:
+        mask_rate.main(["--budget", "small", "--dataset", str(tmp_path / "no-cifar")])
+    assert "CIFAR-10 not found" in str(exit_info.value)
