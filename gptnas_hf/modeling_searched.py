@@ -19,7 +19,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput
 
-from .search_space import Genome, build_network
+from .search_space import Genome, build_network, init_module_weights
 
 __all__ = ["SearchedNetConfig", "SearchedNetPreTrainedModel", "SearchedNetForImageClassification"]
 
@@ -84,21 +84,12 @@ class SearchedNetPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        # exactly GenomeNetwork._init_weights, one module at a time (as torchvision's ResNet / RegNet)
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-            if module.running_mean is not None:
-                module.running_mean.zero_()
-                module.running_var.fill_(1.0)
-                module.num_batches_tracked.zero_()
-        elif isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.01)
-            nn.init.zeros_(module.bias)
+        # GenomeNetwork's initialisation, one module at a time; BatchNorm statistics reset too
+        init_module_weights(module)
+        if isinstance(module, nn.BatchNorm2d) and module.running_mean is not None:
+            module.running_mean.zero_()
+            module.running_var.fill_(1.0)
+            module.num_batches_tracked.zero_()
 
 
 class SearchedNetForImageClassification(SearchedNetPreTrainedModel):

@@ -545,6 +545,21 @@ def build_block(block: Mapping, in_channels: int) -> GenomeBlock:
     return GenomeBlock(_normalize_block(0, block), in_channels)
 
 
+def init_module_weights(module: nn.Module) -> None:
+    """Initialise one module as torchvision's ResNet / RegNet do: kaiming (fan-out) convs,
+    unit BatchNorm, small normal Linear."""
+    if isinstance(module, nn.Conv2d):
+        nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=0.01)
+        nn.init.zeros_(module.bias)
+
+
 class GenomeNetwork(nn.Module):
     """A genome's network: ``blocks`` (one :class:`GenomeBlock` per genome block, same index)
     then ``head`` = AdaptiveAvgPool2d(1) -> Flatten -> Linear(last width, num_classes)."""
@@ -565,18 +580,8 @@ class GenomeNetwork(nn.Module):
             self._init_weights()
 
     def _init_weights(self) -> None:
-        # as torchvision's ResNet / RegNet
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, mean=0.0, std=0.01)
-                nn.init.zeros_(m.bias)
+            init_module_weights(m)
 
     @property
     def num_adapters(self) -> int:
