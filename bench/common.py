@@ -1,22 +1,83 @@
-"""What every benchmark shares: where results go, the machine they ran on, the results table."""
+"""What every benchmark shares: where results go, the machine they ran on, the results table,
+the CPU-proxy search settings and data, candidate training (with an on-disk cache), timing
+and plotting helpers.
+
+Every benchmark runs as ``python -m bench.NAME --budget small|paper [--seeds N]``:
+
+* ``small``: the CPU proxy of ``recipes/search-cifar10-cpu.yaml`` (a class-balanced CIFAR-10
+  subset, narrow networks, short training), sized to finish in about 15 minutes on 2 CPU cores;
+* ``paper``: the paper's scale (``recipes/search-cifar10.yaml``, the full CIFAR-10), for a GPU;
+* ``smoke`` (hidden): a few seconds on scikit-learn's digits, for ``tests/test_bench_smoke.py``.
+
+Threads. On a CPU the benchmarks run torch with one intra-op thread unless ``--threads N`` says
+otherwise: on this shared 2-core machine two threads were about 1.45x faster for candidate
+training when the other core was idle, but collapsed when another job ran (a batch of 30
+reconstructions took 5.3 s median instead of 0.39 s), so one thread gives timings that other
+people's jobs cannot wreck. ``threads`` and the load average are recorded with every result.
+
+Results go to ``bench/results/NAME.{json,png}`` and a row of ``bench/RESULTS.md``; set
+``GPTNAS_BENCH_RESULTS`` (or pass ``--results-dir``) to write them elsewhere (the table then
+lives in that directory too). Run directories and the candidate cache go to ``RESULTS/runs/``.
+"""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import datetime
+import functools
+import hashlib
 import json
 import os
 import platform
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
-TABLE = Path(__file__).resolve().parent / "RESULTS.md"
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_TABLE = Path(__file__).resolve().parent / "RESULTS.md"
+RESULTS_ENV = "GPTNAS_BENCH_RESULTS"
+CIFAR10_ENV = "GPTNAS_CIFAR10"
+#: where the real CIFAR-10 (Hugging Face parquet: train.parquet, test.parquet) is expected
+DEFAULT_CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10"
+RECIPES = {"smoke": ROOT / "recipes" / "search-cifar10-cpu.yaml", "small": ROOT / "recipes" / "search-cifar10-cpu.yaml",
+           "paper": ROOT / "recipes" / "search-cifar10.yaml"}
+BUDGETS = ("small", "paper", "smoke")
+#: smoke budget: the proxy recipe shrunk to seconds, on digits (ships with scikit-learn, offline)
+SMOKE_OVERRIDES = {
+    "dataset": "digits", "min_blocks": 4, "max_blocks": 6, "widths": [8], "max_downsamples": 2,
+    "data": {"max_train_per_class": 8, "val_fraction": 0.25},
+    "evaluation": {"epochs": 1, "batch_size": 32, "lr": 0.05, "augment": False, "max_batches_per_epoch": 1},
+}
+CACHE_VERSION = 2
+#: the package sources that decide a candidate's training result (part of the cache key)
+TRAINING_SOURCES = ("search_space.py", "evaluation.py", "data.py")
+
+
+# -- where results go ----------------------------------------------------------------------
+def results_dir() -> Path:
+    """``$GPTNAS_BENCH_RESULTS`` if set, else ``bench/results``."""
+    return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS)
+
+
+def table_path() -> Path:
+    """``bench/RESULTS.md``, or ``RESULTS.md`` inside an overridden results directory."""
+    return results_dir() / "RESULTS.md" if os.environ.get(RESULTS_ENV) else DEFAULT_TABLE
+
+
+def runs_dir() -> Path:
+    return results_dir() / "runs"
 
 
 def machine() -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
             "cpu_count": os.cpu_count(), "threads": torch.get_num_threads()}
+    if hasattr(os, "getloadavg"):
+        info["load_average_1m"] = round(os.getloadavg()[0], 2)
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -27,24 +88,317 @@ def machine_name() -> str:
 
 
 def write_result(name: str, settings: dict, figures: dict, headline: str) -> Path:
-    """Write ``results/NAME.json`` and put ``headline`` in NAME's row of ``RESULTS.md``."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    """Write ``RESULTS/NAME.json`` and put ``headline`` in NAME's row of the results table."""
+    out = results_dir()
+    out.mkdir(parents=True, exist_ok=True)
     record = {"benchmark": name, "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "machine": machine(), "settings": settings, "figures": figures}
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(record, indent=1))
-    _update_table(name, record["date"][:10], machine_name(), headline)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(record, indent=1, default=_jsonable))
+    budget = settings.get("budget")
+    threads = torch.get_num_threads()
+    where = machine_name() + ("" if torch.cuda.is_available() else f" ({threads} thread{'s' if threads > 1 else ''})")
+    where += f", {budget} budget" if budget else ""
+    _update_table(name, record["date"][:10], where, headline)
     return path
 
 
+def _jsonable(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
 def _update_table(name: str, date: str, where: str, headline: str) -> None:
+    table = table_path()
     header = ["# Benchmark results", "", "Measured figures, one row per benchmark (latest run); details in "
-              "`bench/results/NAME.json` and `NAME.png`.", "", "| benchmark | date | machine | headline |",
+              "`bench/results/NAME.json` and `NAME.png`. Run one with `python -m bench.NAME --budget small`, "
+              "all with `python -m bench.all --budget small`.", "", "| benchmark | date | machine | headline |",
               "| --- | --- | --- | --- |"]
     rows = {}
-    if TABLE.is_file():
-        for line in TABLE.read_text().splitlines():
+    if table.is_file():
+        for line in table.read_text().splitlines():
             if line.startswith("| ") and not line.startswith("| benchmark") and not line.startswith("| ---"):
                 rows[line.split("|")[1].strip()] = line
-    rows[name] = f"| {name} | {date} | {where} | {headline} |"
-    TABLE.write_text("\n".join(header + [rows[k] for k in sorted(rows)]) + "\n")
+    rows[name] = f"| {name} | {date} | {where} | {headline.replace('|', '/')} |"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text("\n".join(header + [rows[k] for k in sorted(rows)]) + "\n")
+
+
+# -- command line ----------------------------------------------------------------------------
+def parser(doc: str, seeds_help: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--budget", choices=BUDGETS, default="small",
+                   help="small: the CPU proxy (about 15 minutes on 2 cores); paper: the paper's scale, for a GPU")
+    p.add_argument("--seeds", type=int, default=None, help=seeds_help)
+    p.add_argument("--results-dir", default=None, help=f"write results here instead of bench/results (or set ${RESULTS_ENV})")
+    p.add_argument("--dataset", default=None,
+                   help=f"the CIFAR-10 copy (HF parquet); default ${CIFAR10_ENV} or {DEFAULT_CIFAR10}")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default on a CPU: 1, see the module doc; on a GPU: torch's default)")
+    return p
+
+
+def parse(p: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    args = p.parse_args(argv)
+    if args.results_dir:
+        os.environ[RESULTS_ENV] = str(Path(args.results_dir).resolve())
+    threads = args.threads or (None if torch.cuda.is_available() else 1)
+    if threads:
+        torch.set_num_threads(threads)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    import datasets
+
+    datasets.disable_progress_bars()
+    return args
+
+
+# -- the proxy search settings and data --------------------------------------------------------
+def search_config(budget: str, **overrides):
+    """The search recipe of a budget (one source of truth), with ``overrides`` on top; nested
+    ``data`` / ``evaluation`` overrides are merged into the recipe's mappings."""
+    from gptnas_hf.search.searcher import SearchConfig
+
+    base = SearchConfig.from_yaml(RECIPES[budget]).to_dict()
+    layers = [SMOKE_OVERRIDES] if budget == "smoke" else []
+    for layer in layers + [overrides]:
+        for key, value in layer.items():
+            if value is None:
+                continue
+            if key in ("data", "evaluation", "retrain") and isinstance(value, dict):
+                base[key] = {**base.get(key, {}), **value}
+            else:
+                base[key] = value
+    base["progress"] = False
+    return SearchConfig.from_dict(base)
+
+
+def recipe_name(budget: str) -> str:
+    return str(RECIPES[budget].relative_to(ROOT)) + (" + smoke overrides (digits)" if budget == "smoke" else "")
+
+
+def cifar10_path(explicit: str | None = None) -> Path:
+    path = Path(explicit or os.environ.get(CIFAR10_ENV) or DEFAULT_CIFAR10).expanduser()
+    if not path.is_dir() or not any(path.rglob("*.parquet")):
+        sys.exit(f"CIFAR-10 not found at {path}: the benchmarks train on the real CIFAR-10 (Hugging Face parquet "
+                 f"files train.parquet / test.parquet). Put a copy there, pass --dataset DIR or set ${CIFAR10_ENV}.")
+    return path
+
+
+def data_source(budget: str, explicit: str | None = None) -> str:
+    return "digits" if budget == "smoke" else str(cifar10_path(explicit))
+
+
+def load_data(config, source: str):
+    """The search's data exactly as :class:`NASSearcher` loads it (seeded by the config)."""
+    from gptnas_hf.data import load_image_data
+
+    return load_image_data(source, seed=config.seed, progress=False, **config.data)
+
+
+def data_settings(config, source: str, data) -> dict:
+    return {"source": source, "seed": config.seed, **config.data, "train": len(data.train_y), "val": len(data.val_y),
+            "classes": data.num_classes, "image": f"{data.channels}x{data.image_size}x{data.image_size}"}
+
+
+def eval_config(config, **overrides):
+    from gptnas_hf.evaluation import EvalConfig
+
+    return EvalConfig(**{"progress": False, **config.evaluation, **overrides})
+
+
+@functools.lru_cache(maxsize=None)
+def _pipeline(model: str):
+    from transformers import pipeline
+
+    return pipeline("nas-reconstruction", model=model)
+
+
+def reconstructor(model: str | None = None):
+    """The shipped architecture GPT's ``nas-reconstruction`` pipeline (loaded once)."""
+    import gptnas_hf
+
+    return _pipeline(str(model or gptnas_hf.DEFAULT_MODEL))
+
+
+def sample_genomes(config, n: int, first_seed: int = 1000):
+    """``n`` random genomes within the search's limits, seeds ``first_seed``.. (shared by the
+    benchmarks, so the candidate cache can reuse trainings across them)."""
+    from gptnas_hf.search_space import sample_genome
+
+    return [sample_genome(first_seed + i, config.min_blocks, config.max_blocks, config.widths, config.max_downsamples)
+            for i in range(n)]
+
+
+def reconstruct(genomes, rate: float, data, seed: int = 0) -> list[dict]:
+    """One batch through the pipeline, as the searcher calls it."""
+    return reconstructor()([g for g in genomes], mask_rate=rate, seed=seed, image_size=data.image_size,
+                           in_channels=data.channels)
+
+
+# -- candidate training ----------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def code_fingerprint() -> str:
+    """A hash of the sources that build and train candidates, and of torch's version: cached
+    trainings from older code are not reused."""
+    import gptnas_hf
+
+    digest = hashlib.sha256(torch.__version__.encode())
+    for name in TRAINING_SOURCES:
+        digest.update((Path(gptnas_hf.__file__).resolve().parent / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class CandidateCache:
+    """Evaluations on disk (``RESULTS/runs/candidates.jsonl``), keyed by everything that decides
+    the result: genome, predicted blocks, the whole evaluation config, the data settings, the
+    seed and the code (:func:`code_fingerprint`). Benchmarks that train the same candidate the same way (mask_rate and fidelity
+    share genomes) train it once; a re-run resumes where a killed one stopped."""
+
+    def __init__(self, path: Path | None = None, enabled: bool = True):
+        self.path = path or runs_dir() / "candidates.jsonl"
+        self.enabled = enabled
+        self.records: dict[str, dict] = {}
+        self.hits = self.misses = 0
+        if enabled and self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                self.records[record["key"]] = record
+
+    @staticmethod
+    def key(genome, predicted_blocks, config, data_key: dict, seed: int) -> str:
+        settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "seed")}
+        text = json.dumps({"v": CACHE_VERSION, "code": code_fingerprint(), "genome": genome.to_list(), "predicted": sorted(predicted_blocks),
+                           "eval": settings, "data": data_key, "seed": seed}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    def get(self, key: str) -> dict | None:
+        return self.records.get(key) if self.enabled else None
+
+    def put(self, record: dict) -> None:
+        self.records[record["key"]] = record
+        if self.enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+
+def train_candidate(genome, data, config, data_key: dict, run_seed: int = 0, predicted_blocks=(),
+                    cache: CandidateCache | None = None) -> dict:
+    """Build and briefly train one candidate exactly as the searcher does (weights and batches
+    seeded from the run's seed and the genome's hash); returns fitness, top-5, the resolved
+    train scope, parameter counts, seconds and images/s. Cached when ``cache`` is given."""
+    from gptnas_hf.evaluation import evaluate_network
+    from gptnas_hf.search.searcher import _seed_for
+    from gptnas_hf.search_space import Genome, build_network
+
+    genome = Genome.from_json(genome)
+    seed = _seed_for(run_seed, genome.hash())
+    key = CandidateCache.key(genome, predicted_blocks, config, data_key, seed)
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            cache.hits += 1
+            return hit
+        cache.misses += 1
+    torch.manual_seed(seed)
+    network = build_network(genome, in_channels=data.channels, num_classes=data.num_classes)
+    result = evaluate_network(network, data, dataclasses.replace(config, seed=seed), predicted_blocks=list(predicted_blocks))
+    record = {"key": key, "hash": genome.hash(), "fitness": result.fitness, "top5": result.top5,
+              "status": result.status, "train_scope": result.train_scope, "parameters": result.num_parameters,
+              "trainable_parameters": result.trainable_parameters, "seconds": round(result.seconds, 3),
+              "images_per_second": round(result.images_per_second, 1), "epochs": config.epochs}
+    if cache is not None:
+        cache.put(record)
+    return record
+
+
+# -- timing ----------------------------------------------------------------------------------
+@contextmanager
+def timed(into: list):
+    """``with timed(times): ...`` appends the block's wall seconds to ``times``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        into.append(time.perf_counter() - start)
+
+
+class Clock:
+    """Wall time of a whole benchmark, and the machine's load while it ran (other jobs on a
+    shared machine slow everything down; timings are only comparable at low load)."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+    def info(self) -> dict:
+        out = {"wall_seconds": round(time.perf_counter() - self.start, 1)}
+        if self.load_start is not None:
+            out.update(load_average_at_start=round(self.load_start, 2), load_average_at_end=round(os.getloadavg()[0], 2))
+        return out
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# -- statistics and plots ----------------------------------------------------------------------
+def mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def std(values) -> float | None:
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return 0.0 if values else None
+    m = mean(values)
+    return (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def pearson(x, y) -> dict:
+    """Pearson r and two-sided p (scipy), ``None`` where undefined (fewer than 3 pairs or a
+    constant side)."""
+    from scipy.stats import pearsonr
+
+    pairs = [(a, b) for a, b in zip(x, y) if a is not None and b is not None]
+    if len(pairs) < 3 or len({a for a, _ in pairs}) < 2 or len({b for _, b in pairs}) < 2:
+        return {"r": None, "p": None, "n": len(pairs)}
+    r, p = pearsonr([a for a, _ in pairs], [b for _, b in pairs])
+    return {"r": float(r), "p": float(p), "n": len(pairs)}
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, name: str) -> Path:
+    out = results_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
+
+
+def fmt(value, spec: str = ".3f", none: str = "n/a") -> str:
+    return none if value is None else format(value, spec)

@@ -1,0 +1,111 @@
+"""Candidate evaluation speed: training images per second and seconds per epoch by train scope
+(``predicted``: the blocks the GPT predicted + the classifier; ``bn``: BatchNorm + the
+classifier; ``full``: everything), on random genomes rebuilt by the shipped GPT at mask rate
+0.4 (so they have predicted blocks), each scope from the same initialisation; plus the
+reconstruction time of a batch of 30 genomes (``bench.reconstruction.time_reconstruction``).
+
+The device is autodetected (``evaluate_network``'s accelerator: a CUDA GPU when there is one,
+else the CPU); the small budget uses the CPU proxy's data and training
+(``recipes/search-cifar10-cpu.yaml``), the paper budget the paper's (batch 512, full CIFAR-10).
+Seconds per epoch are also extrapolated to the 45,000 training images of the paper's search.
+Throughput on a shared machine depends on what else runs: the load average is recorded."""
+
+from __future__ import annotations
+
+import statistics
+
+import torch
+
+from .common import (Clock, data_settings, data_source, eval_config, load_data, mean, parse, parser, progress, pyplot,
+                     recipe_name, reconstruct, sample_genomes, save_figure, search_config, train_candidate, write_result)
+from .reconstruction import time_reconstruction
+
+NAME = "eval_speed"
+SCOPES = ("predicted", "bn", "full")
+PAPER_TRAIN_IMAGES = 45_000
+BUDGETS = {
+    "smoke": {"genomes": 2, "epochs": 1, "reconstruction_repeats": 1},
+    "small": {"genomes": 12, "epochs": 1, "reconstruction_repeats": 10},
+    "paper": {"genomes": 10, "epochs": 1, "reconstruction_repeats": 10},
+}
+
+
+def main(argv=None) -> dict:
+    args = parse(parser(__doc__, "number of genomes (default 12 small, 10 paper)"), argv)
+    budget = BUDGETS[args.budget]
+    n = args.seeds or budget["genomes"]
+    clock = Clock()
+    config = search_config(args.budget)
+    source = data_source(args.budget, args.dataset)
+    data = load_data(config, source)
+    data_key = data_settings(config, source, data)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        data = data.to(device)  # once, not per candidate
+    genomes = sample_genomes(config, n, first_seed=3000)
+    rebuilt = [r for r in reconstruct(genomes, config.initial_mask_rate, data, seed=config.seed)]
+    # warm-up (first-call costs: metric loading, allocator, kernels), not counted
+    train_candidate(rebuilt[0]["genome"], data, eval_config(config, epochs=1, train_scope="bn"), data_key, config.seed,
+                    predicted_blocks=rebuilt[0]["predicted_blocks"])
+    per_scope = {s: [] for s in SCOPES}
+    for i, result in enumerate(rebuilt):
+        for scope in SCOPES:
+            evaluation = eval_config(config, epochs=budget["epochs"], train_scope=scope)
+            record = train_candidate(result["genome"], data, evaluation, data_key, config.seed,
+                                     predicted_blocks=result["predicted_blocks"])
+            per_scope[scope].append({"images_per_second": record["images_per_second"],
+                                     "trainable_fraction": record["trainable_parameters"] / max(record["parameters"], 1),
+                                     "seconds": record["seconds"], "resolved_scope": record["train_scope"]})
+        progress(f"genome {i + 1}/{n}: " + ", ".join(f"{s} {per_scope[s][-1]['images_per_second']:.0f} img/s" for s in SCOPES))
+    cap = config.evaluation.get("max_batches_per_epoch")
+    batch = config.evaluation.get("batch_size", 512)
+    train_images = min(len(data.train_y), cap * batch) if cap else len(data.train_y)  # images one epoch trains on
+    rows = {}
+    for scope in SCOPES:
+        ips = [r["images_per_second"] for r in per_scope[scope]]
+        rows[scope] = {"images_per_second_median": statistics.median(ips), "images_per_second_mean": mean(ips),
+                       "seconds_per_epoch_mean": mean([train_images / v for v in ips]),
+                       "seconds_per_epoch_45k_mean": mean([PAPER_TRAIN_IMAGES / v for v in ips]),
+                       "trainable_fraction_mean": mean([r["trainable_fraction"] for r in per_scope[scope]]),
+                       "per_genome": per_scope[scope]}
+    for scope in ("predicted", "bn"):
+        rows[scope]["speedup_vs_full_median"] = statistics.median(
+            [a["images_per_second"] / b["images_per_second"] for a, b in zip(per_scope[scope], per_scope["full"])])
+    progress("timing reconstruction")
+    recon = time_reconstruction(budget["reconstruction_repeats"])
+    figures = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "scopes": rows,
+               "reconstruction_batch_30": recon, "train_images": train_images}
+    settings = {"budget": args.budget, "genomes": n, "epochs": budget["epochs"], "recipe": recipe_name(args.budget),
+                "mask_rate": config.initial_mask_rate, "batch_size": config.evaluation.get("batch_size"),
+                "evaluation": {k: v for k, v in eval_config(config).__dict__.items() if k not in ("progress", "train_scope")},
+                "data": data_key, "threads": torch.get_num_threads(), **clock.info()}
+
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    left.boxplot([[r["images_per_second"] for r in per_scope[s]] for s in SCOPES], tick_labels=list(SCOPES))
+    for j, scope in enumerate(SCOPES):
+        left.annotate(f"{rows[scope]['seconds_per_epoch_mean']:.1f} s/epoch", (j + 1, rows[scope]["images_per_second_median"]),
+                      textcoords="offset points", xytext=(28, 0), fontsize=8)
+    left.set_ylabel("training images per second")
+    left.set_title(f"candidate training by scope on {figures['device']} ({n} genomes, batch "
+                   f"{config.evaluation.get('batch_size')}, {train_images} images/epoch)", fontsize=9)
+    left.grid(alpha=0.3)
+    right.boxplot([recon["warm_s"], recon["cold_s"]], tick_labels=["warm", "cold"])
+    right.set_ylabel("seconds per batch of 30 genomes")
+    right.set_title("nas-reconstruction at mask rate 0.4", fontsize=9)
+    right.grid(alpha=0.3)
+    save_figure(fig, NAME)
+
+    headline = (f"{figures['device']}: " + ", ".join(
+        f"{s} {rows[s]['images_per_second_median']:.0f} img/s ({rows[s]['seconds_per_epoch_mean']:.1f} s/epoch of "
+        f"{train_images})" for s in SCOPES)
+        + f"; predicted/full speed-up x{rows['predicted']['speedup_vs_full_median']:.2f}; reconstruction of 30: "
+        f"warm {recon['warm_median_s']:.3f} s, cold {recon['cold_median_s']:.3f} s")
+    path = write_result(NAME, settings, figures, headline)
+    print(headline)
+    print(f"-> {path}")
+    return figures
+
+
+if __name__ == "__main__":
+    main()

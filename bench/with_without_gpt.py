@@ -1,0 +1,237 @@
+"""With and without the GPT (paper Fig. 6 and 7): GA against GA+GPT and Random against
+Random+GPT, each run with several seeds through :class:`~gptnas_hf.search.searcher.NASSearcher`
+with the same population and generations (so the same number of proposals), on the CPU proxy
+of ``recipes/search-cifar10-cpu.yaml``. Reported: the best-so-far validation accuracy against
+evaluations (mean and spread over seeds), the final best, GPT minus no-GPT in points (paired
+by seed), the accuracy of every candidate (Fig. 6), and how many evaluations (and training
+seconds, the proxy of Fig. 7's GPU days) each setting needed to reach fixed thresholds.
+
+Candidates train all their parameters (train scope ``full``) by default, so the settings
+differ only in the architectures they propose; ``--train-scope auto`` uses the paper's rule
+instead (a rebuilt genome trains only its predicted blocks, an unchanged one only BatchNorm,
+which also changes how fitness is measured between the settings).
+
+Runs live in ``bench/results/runs/with_without_gpt/`` and are resumed when the benchmark is run
+again (finished runs are only read back; pass ``--fresh`` after changing the package's
+training or search code, which a resumed run cannot detect). GA and Random with the same seed start from the
+same initial population (both draw it from the same seeded generator, and the GPT rebuilds it
+with the same seed), so a Random run starts with the GA run's generation-0 evaluations copied
+in; the searcher trains a candidate seeded by the run seed and its genome, so the copy is what
+it would have computed itself.
+
+The small budget is tiny (population 6, 3 generations, 3 seeds, 24 proposals a run: the 4
+settings x 3 seeds fit in about 15 minutes at ~3.5 s per candidate on one thread); the
+mask-rate schedule (Eq. 3) gives rates 0.4, 0.27, 0.13 and 0 to generations 0-3, so the GPT
+rebuilds less and less and nothing in the last generation. Differences of a few points are
+within the noise of this proxy (see the fidelity benchmark for how well its 2-epoch fitness
+ranks architectures)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import torch
+
+from .common import (Clock, data_settings, data_source, load_data, mean, parse, parser, progress, pyplot, recipe_name,
+                     reconstructor, runs_dir, save_figure, search_config, std, write_result)
+
+NAME = "with_without_gpt"
+SETTINGS = (("GA", "ga", False), ("GA+GPT", "ga", True), ("Random", "random", False), ("Random+GPT", "random", True))
+PAIRS = (("GA", "GA+GPT"), ("Random", "Random+GPT"))
+BUDGETS = {
+    "smoke": {"population": 3, "generations": 1, "seeds": 2, "thresholds": (0.1, 0.2, 0.3)},
+    "small": {"population": 6, "generations": 3, "seeds": 3, "thresholds": (0.15, 0.175, 0.2)},
+    "paper": {"population": 30, "generations": 20, "seeds": 3, "thresholds": (0.8, 0.85, 0.9)},
+}
+
+
+def _records(run_dir) -> list[dict]:
+    path = run_dir / "evaluations.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return out
+
+
+def _best_so_far(records) -> list[float]:
+    out, best = [], 0.0
+    for r in records:
+        best = max(best, r["fitness"])
+        out.append(best)
+    return out
+
+
+def _reach(records, threshold):
+    """(evaluations, training seconds) until the best so far reaches ``threshold``, or None."""
+    seconds = 0.0
+    for i, r in enumerate(records):
+        seconds += r.get("seconds") or 0.0
+        if r["fitness"] >= threshold:
+            return i + 1, seconds
+    return None
+
+
+def _seed_random_run(run_dir, ga_dir) -> int:
+    """Copy the GA run's generation-0 evaluations into a fresh Random run with the same seed."""
+    if (run_dir / "state.json").is_file() or (run_dir / "evaluations.jsonl").is_file():
+        return 0
+    rows = [r for r in _records(ga_dir) if r["generation"] == 0]
+    if not rows:
+        return 0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "evaluations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return len(rows)
+
+
+def main(argv=None) -> dict:
+    p = parser(__doc__, "search seeds per setting (default 3)")
+    p.add_argument("--population", type=int, default=None, help="population size (default: the budget's)")
+    p.add_argument("--generations", type=int, default=None, help="offspring generations (default: the budget's)")
+    p.add_argument("--train-scope", default="full", choices=("full", "auto"), help="candidate training scope")
+    p.add_argument("--thresholds", type=float, nargs="+", default=None, help="accuracy thresholds (Fig. 7)")
+    p.add_argument("--fresh", action="store_true", help="delete this budget's earlier runs first")
+    args = parse(p, argv)
+    budget = BUDGETS[args.budget]
+    seeds = args.seeds or budget["seeds"]
+    population = args.population or budget["population"]
+    generations = budget["generations"] if args.generations is None else args.generations
+    thresholds = tuple(args.thresholds or budget["thresholds"])
+    clock = Clock()
+    source = data_source(args.budget, args.dataset)
+    base = search_config(args.budget)
+    data = load_data(base, source)
+    data_key = data_settings(base, source, data)
+    pipe = reconstructor()
+    root = runs_dir() / NAME / f"{args.budget}-p{population}-g{generations}-{args.train_scope}"
+    if args.fresh and root.exists():
+        shutil.rmtree(root)
+
+    from gptnas_hf.search.searcher import NASSearcher
+
+    runs = {label: {} for label, _, _ in SETTINGS}
+    copied = 0
+    for seed in range(seeds):
+        for label, strategy, use_gpt in SETTINGS:
+            config = search_config(args.budget, strategy=strategy, use_gpt=use_gpt, population_size=population,
+                                   generations=generations, seed=seed, dataset=source,
+                                   evaluation={"train_scope": args.train_scope})
+            run_dir = root / f"{label.lower().replace('+', '_')}-seed{seed}"
+            if strategy == "random":
+                ga_dir = root / f"{label.lower().replace('+', '_').replace('random', 'ga')}-seed{seed}"
+                copied += _seed_random_run(run_dir, ga_dir)
+            searcher = NASSearcher(config, dataset=data, model=pipe if use_gpt else None, output_dir=str(run_dir))
+            result = searcher.run(resume=True)
+            records = _records(run_dir)
+            runs[label][seed] = {"dir": str(run_dir), "best": result.best_fitness, "evaluations": len(records),
+                                 "records": records}
+            progress(f"{label} seed {seed}: best {result.best_fitness:.4f} after {len(records)} evaluations "
+                     f"({sum(r.get('seconds') or 0 for r in records):.0f} s of training)")
+
+    summary = {}
+    for label, _, _ in SETTINGS:
+        per_seed = runs[label]
+        curves = [_best_so_far(r["records"]) for r in per_seed.values()]
+        length = min(len(c) for c in curves)
+        fitness = [rec["fitness"] for r in per_seed.values() for rec in r["records"]]
+        reach = {}
+        for t in thresholds:
+            hits = [_reach(r["records"], t) for r in per_seed.values()]
+            done = [h for h in hits if h is not None]
+            reach[str(t)] = {"reached": len(done), "of": len(hits), "mean_evaluations": mean([h[0] for h in done]),
+                             "mean_training_seconds": mean([h[1] for h in done])}
+        summary[label] = {
+            "final_best": [r["best"] for r in per_seed.values()], "final_best_mean": mean([r["best"] for r in per_seed.values()]),
+            "final_best_sd": std([r["best"] for r in per_seed.values()]),
+            "evaluations": [r["evaluations"] for r in per_seed.values()],
+            "mean_curve": [mean([c[i] for c in curves]) for i in range(length)],
+            "min_curve": [min(c[i] for c in curves) for i in range(length)],
+            "max_curve": [max(c[i] for c in curves) for i in range(length)],
+            "candidate_fitness_mean": mean(fitness), "candidate_fitness_sd": std(fitness), "candidates": len(fitness),
+            "reconstructed": sum(rec.get("reconstructed", False) for r in per_seed.values() for rec in r["records"]),
+            "training_seconds": sum(rec.get("seconds") or 0 for r in per_seed.values() for rec in r["records"]),
+            "reach": reach,
+        }
+    pairs = {}
+    for without, with_ in PAIRS:
+        diffs = [runs[with_][s]["best"] - runs[without][s]["best"] for s in range(seeds)]
+        common = min(min(len(r["records"]) for r in runs[without].values()),
+                     min(len(r["records"]) for r in runs[with_].values()))
+        at_common = [max(x["fitness"] for x in runs[with_][s]["records"][:common])
+                     - max(x["fitness"] for x in runs[without][s]["records"][:common]) for s in range(seeds)]
+        pairs[f"{with_} - {without}"] = {
+            "final_best_points": [100 * d for d in diffs], "mean_points": 100 * mean(diffs), "sd_points": 100 * std(diffs),
+            "wins": sum(d > 1e-9 for d in diffs), "ties": sum(abs(d) <= 1e-9 for d in diffs),
+            "losses": sum(d < -1e-9 for d in diffs), "common_evaluations": common,
+            "mean_points_at_common_evaluations": 100 * mean(at_common),
+            "candidate_mean_points": 100 * (summary[with_]["candidate_fitness_mean"] - summary[without]["candidate_fitness_mean"]),
+        }
+    figures = {"settings": summary, "pairs": pairs, "thresholds": list(thresholds), "random_runs_seeded_from_ga": copied}
+    settings = {"budget": args.budget, "population": population, "generations": generations, "seeds": seeds,
+                "train_scope": args.train_scope, "thresholds": list(thresholds), "recipe": recipe_name(args.budget),
+                "initial_mask_rate": base.initial_mask_rate,
+                "evaluation": {**base.evaluation, "train_scope": args.train_scope}, "data": data_key,
+                "runs": str(root), "threads": torch.get_num_threads(), **clock.info()}
+
+    plt = pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    colours = {"GA": "tab:blue", "GA+GPT": "tab:orange", "Random": "tab:green", "Random+GPT": "tab:red"}
+    for ax, (without, with_) in zip(axes[0], PAIRS):
+        for label in (without, with_):
+            s = summary[label]
+            xs = range(1, len(s["mean_curve"]) + 1)
+            ax.plot(xs, s["mean_curve"], color=colours[label], label=f"{label} (final {s['final_best_mean']:.3f})")
+            ax.fill_between(xs, s["min_curve"], s["max_curve"], color=colours[label], alpha=0.15)
+        for t in thresholds:
+            ax.axhline(t, color="grey", linestyle=":", linewidth=0.7)
+        d = pairs[f"{with_} - {without}"]
+        ax.set_title(f"{with_} - {without}: {d['mean_points']:+.1f} ± {d['sd_points']:.1f} points "
+                     f"({d['wins']}/{d['ties']}/{d['losses']} w/t/l, {seeds} seeds)", fontsize=9)
+        ax.set_xlabel("evaluations")
+        ax.set_ylabel("best-so-far validation top-1 (mean, min-max)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax = axes[1][0]
+    labels = [label for label, _, _ in SETTINGS]
+    ax.boxplot([[rec["fitness"] for r in runs[label].values() for rec in r["records"]] for label in labels],
+               tick_labels=labels)
+    ax.set_ylabel("validation top-1 of every candidate")
+    ax.set_title("Fig. 6 proxy: accuracy of the evaluated architectures", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax = axes[1][1]
+    width = 0.8 / len(labels)
+    for j, label in enumerate(labels):
+        values = [summary[label]["reach"][str(t)]["mean_evaluations"] or 0 for t in thresholds]
+        bars = ax.bar([i + j * width for i in range(len(thresholds))], values, width, color=colours[label], label=label)
+        for bar, t in zip(bars, thresholds):
+            r = summary[label]["reach"][str(t)]
+            ax.annotate(f"{r['reached']}/{r['of']}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        textcoords="offset points", xytext=(0, 2), ha="center", fontsize=7)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(thresholds))], [f"≥ {t:g}" for t in thresholds])
+    ax.set_ylabel("evaluations to reach (mean over seeds that did)")
+    ax.set_title("Fig. 7 proxy: evaluations to reach a threshold (labels: seeds that reached it)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"{args.budget} budget: population {population}, {generations} generation(s), {seeds} seeds, "
+                 f"train scope {args.train_scope}", fontsize=10)
+    save_figure(fig, NAME)
+
+    text = "; ".join(f"{k}: {v['mean_points']:+.1f} ± {v['sd_points']:.1f} points ({v['wins']}/{v['ties']}/{v['losses']} w/t/l)"
+                     for k, v in pairs.items())
+    finals = ", ".join(f"{label} {summary[label]['final_best_mean']:.3f}" for label in labels)
+    headline = (f"population {population}, {generations} generations after the initial ({population * (generations + 1)} "
+                f"proposals a run), {seeds} seeds, {args.train_scope}-scope {base.evaluation.get('epochs')}-epoch fitness")
+    headline += f"; final best {finals}; {text}"
+    path = write_result(NAME, settings, figures, headline)
+    print(headline)
+    print(f"-> {path}")
+    return figures
+
+
+if __name__ == "__main__":
+    main()
