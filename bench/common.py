@@ -117,7 +117,9 @@ def _update_table(name: str, date: str, where: str, headline: str) -> None:
     table = table_path()
     header = ["# Benchmark results", "", "Measured figures, one row per benchmark (latest run); details in "
               "`bench/results/NAME.json` and `NAME.png`. Run one with `python -m bench.NAME --budget small`, "
-              "all with `python -m bench.all --budget small`.", "", "| benchmark | date | machine | headline |",
+              "all with `python -m bench.all --budget small`. Each JSON records the exact settings it ran with "
+              "(the proxy's training settings included: rows measured before a recipe change keep the old ones).",
+              "", "| benchmark | date | machine | headline |",
               "| --- | --- | --- | --- |"]
     rows = {}
     if table.is_file():

@@ -15,11 +15,13 @@ def plot_progress(history: list[dict], records: list[dict], path: Path, title: s
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     generations = [h["generation"] for h in history]
     left.plot(generations, [h["best"] for h in history], marker="o", label="best of population")
     left.plot(generations, [h["mean"] for h in history], marker=".", label="mean of population")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_xlabel("generation")
     left.set_ylabel("validation top-1")
     left.set_title("fitness per generation")
