@@ -88,7 +88,8 @@ def machine_name() -> str:
 
 
 def write_result(name: str, settings: dict, figures: dict, headline: str) -> Path:
-    """Write ``RESULTS/NAME.json`` and put ``headline`` in NAME's row of the results table."""
+    """Write ``RESULTS/NAME.json``, put ``headline`` in NAME's row of the results table, and
+    print the headline and where the JSON went."""
     out = results_dir()
     out.mkdir(parents=True, exist_ok=True)
     record = {"benchmark": name, "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -100,6 +101,8 @@ def write_result(name: str, settings: dict, figures: dict, headline: str) -> Pat
     where = machine_name() + ("" if torch.cuda.is_available() else f" ({threads} thread{'s' if threads > 1 else ''})")
     where += f", {budget} budget" if budget else ""
     _update_table(name, record["date"][:10], where, headline)
+    print(headline)
+    print(f"-> {path}")
     return path
 
 

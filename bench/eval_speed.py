@@ -101,9 +101,7 @@ def main(argv=None) -> dict:
         f"{train_images})" for s in SCOPES)
         + f"; predicted/full speed-up x{rows['predicted']['speedup_vs_full_median']:.2f}; reconstruction of 30: "
         f"warm {recon['warm_median_s']:.3f} s, cold {recon['cold_median_s']:.3f} s")
-    path = write_result(NAME, settings, figures, headline)
-    print(headline)
-    print(f"-> {path}")
+    write_result(NAME, settings, figures, headline)
     return figures
 
 

@@ -174,9 +174,7 @@ def main(argv=None) -> dict:
     scope_text = "; ".join(f"rate {r['rate']:g} r={fmt(r['r'], '.2f')} (p={fmt(r['p'], '.1e')}; "
                            f"{r['both_at_chance']} at chance on both sides)" for r in scope_rows)
     headline = (f"{n} genomes: {epoch_text}; predicted-only vs all blocks ({n_scope} genomes): {scope_text}")
-    path = write_result(NAME, settings, {**figures, "search_pair": search_pair}, headline)
-    print(headline)
-    print(f"-> {path}")
+    write_result(NAME, settings, {**figures, "search_pair": search_pair}, headline)
     return figures
 
 

@@ -142,9 +142,7 @@ def main(argv=None) -> dict:
         f"{m['bigram_block_accuracy']:.3f}" for split, m in rows.items())
     if args.budget == "smoke":
         headline = "smoke (shipped checkpoint, not held out): " + headline
-    path = write_result(NAME, settings, rows, headline)
-    print(headline)
-    print(f"-> {path}")
+    write_result(NAME, settings, rows, headline)
     return rows
 
 

@@ -112,13 +112,11 @@ def main(argv=None) -> dict:
     counts = ", ".join(f"{r['rate']:g}: {r['better']}/{r['equal']}/{r['worse']}" for r in rows[1:])
     headline = (f"{n} genomes, {evaluation.epochs} epochs full scope; mean val acc by rate {curve}; "
                 f"better/equal/worse vs rate 0: {counts}; best rate {best['rate']:g}")
-    path = write_result(NAME, settings, figures, headline)
-    print(headline)
+    write_result(NAME, settings, figures, headline)
     for r in rows[1:]:
         print(f"  rate {r['rate']:g}: gain {r['mean_gain']:+.4f} ± {r['gain_stderr']:.4f} (se), "
               f"wilcoxon p {fmt(r['wilcoxon_p'], '.3g')}, {r['blocks_replaced_fraction']:.0%} blocks replaced, "
               f"{r['at_chance']}/{n} at chance (rate 0: {rows[0]['at_chance']})")
-    print(f"-> {path}")
     return figures
 
 

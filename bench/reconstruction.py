@@ -60,9 +60,7 @@ def main(argv=None) -> dict:
     save_figure(fig, "reconstruction")
     headline = (f"batch of 30 at rate 0.4: warm {figures['warm_median_s']:.3f} s median (max {figures['warm_max_s']:.3f}), "
                 f"cold {figures['cold_median_s']:.3f} s; {figures['blocks_replaced_per_batch']:.0f} blocks replaced")
-    path = write_result("reconstruction", settings, figures, headline)
-    print(headline)
-    print(f"-> {path}")
+    write_result("reconstruction", settings, figures, headline)
     return figures
 
 

@@ -165,9 +165,7 @@ def main(argv=None) -> dict:
                  f"+{fmt(rows['Random+GPT']['overhead_vs_Random_percent'], '.0f')}% over Random (no training counted); "
                  f"with training (~{generation_train_s:.0f} s per generation of {budget['population']}) the GPT is "
                  f"{training['gpt_share_of_whole_generation_percent']['GA+GPT']:.2f}% of a GA+GPT generation")
-    path = write_result(NAME, settings, figures, headline)
-    print(headline)
-    print(f"-> {path}")
+    write_result(NAME, settings, figures, headline)
     return figures
 
 

@@ -227,9 +227,7 @@ def main(argv=None) -> dict:
     headline = (f"population {population}, {generations} generations after the initial ({population * (generations + 1)} "
                 f"proposals a run), {seeds} seeds, {args.train_scope}-scope {base.evaluation.get('epochs')}-epoch fitness")
     headline += f"; final best {finals}; {text}"
-    path = write_result(NAME, settings, figures, headline)
-    print(headline)
-    print(f"-> {path}")
+    write_result(NAME, settings, figures, headline)
     return figures
 
 
