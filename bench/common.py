@@ -215,6 +215,14 @@ def data_settings(config, source: str, data) -> dict:
             "classes": data.num_classes, "image": f"{data.channels}x{data.image_size}x{data.image_size}"}
 
 
+def proxy_data(config, budget: str, explicit: str | None = None):
+    """The benchmark's data source, the data as the searcher loads it, and the settings that
+    describe it (for cache keys and result files)."""
+    source = data_source(budget, explicit)
+    data = load_data(config, source)
+    return source, data, data_settings(config, source, data)
+
+
 def eval_config(config, **overrides):
     from gptnas_hf.evaluation import EvalConfig
 

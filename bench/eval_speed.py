@@ -16,8 +16,8 @@ import statistics
 
 import torch
 
-from .common import (Clock, data_settings, data_source, eval_config, load_data, mean, parse, parser, progress, pyplot,
-                     recipe_name, reconstruct, sample_genomes, save_figure, search_config, train_candidate, write_result)
+from .common import (Clock, eval_config, mean, parse, parser, progress, proxy_data, pyplot, recipe_name, reconstruct,
+                     sample_genomes, save_figure, search_config, train_candidate, write_result)
 from .reconstruction import time_reconstruction
 
 NAME = "eval_speed"
@@ -36,9 +36,7 @@ def main(argv=None) -> dict:
     n = args.seeds or budget["genomes"]
     clock = Clock()
     config = search_config(args.budget)
-    source = data_source(args.budget, args.dataset)
-    data = load_data(config, source)
-    data_key = data_settings(config, source, data)
+    source, data, data_key = proxy_data(config, args.budget, args.dataset)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         data = data.to(device)  # once, not per candidate

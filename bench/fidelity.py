@@ -24,9 +24,8 @@ import itertools
 
 import torch
 
-from .common import (CandidateCache, Clock, data_settings, data_source, eval_config, fmt, load_data, parse, parser,
-                     pearson, progress, pyplot, recipe_name, reconstruct, sample_genomes, save_figure, search_config,
-                     train_candidate,
+from .common import (CandidateCache, Clock, eval_config, fmt, parse, parser, pearson, progress, proxy_data, pyplot,
+                     recipe_name, reconstruct, sample_genomes, save_figure, search_config, train_candidate,
                      write_result)
 
 NAME = "fidelity"
@@ -60,9 +59,7 @@ def main(argv=None) -> dict:
     n_scope = min(n, budget["scope_genomes"])
     clock = Clock()
     config = search_config(args.budget)
-    source = data_source(args.budget, args.dataset)
-    data = load_data(config, source)
-    data_key = data_settings(config, source, data)
+    source, data, data_key = proxy_data(config, args.budget, args.dataset)
     search_epochs = config.evaluation.get("epochs", 6)
     cache = CandidateCache()
     genomes = sample_genomes(config, n)

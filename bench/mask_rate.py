@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from .common import (CandidateCache, Clock, data_settings, data_source, eval_config, fmt, load_data, mean, parse, parser,
-                     progress, pyplot, recipe_name, reconstruct, sample_genomes, save_figure, search_config, std, train_candidate,
+from .common import (CandidateCache, Clock, eval_config, fmt, mean, parse, parser, progress, proxy_data, pyplot,
+                     recipe_name, reconstruct, sample_genomes, save_figure, search_config, std, train_candidate,
                      write_result)
 
 NAME = "mask_rate"
@@ -42,9 +42,7 @@ def main(argv=None) -> dict:
     n = args.seeds or budget["genomes"]
     clock = Clock()
     config = search_config(args.budget)
-    source = data_source(args.budget, args.dataset)
-    data = load_data(config, source)
-    data_key = data_settings(config, source, data)
+    source, data, data_key = proxy_data(config, args.budget, args.dataset)
     evaluation = eval_config(config, train_scope="full", **({"epochs": budget["epochs"]} if budget["epochs"] else {}))
     cache = CandidateCache()
     genomes = sample_genomes(config, n)

@@ -24,9 +24,9 @@ import time
 
 import torch
 
-from .common import (Clock, data_settings, data_source, eval_config, fmt, load_data, mean, parse, parser, progress,
-                     pyplot, recipe_name, reconstruct, reconstructor, sample_genomes, save_figure, search_config, std,
-                     train_candidate, write_result)
+from .common import (Clock, eval_config, fmt, mean, parse, parser, progress, proxy_data, pyplot, recipe_name,
+                     reconstruct, reconstructor, sample_genomes, save_figure, search_config, std, train_candidate,
+                     write_result)
 
 NAME = "search_time"
 SETTINGS = (("GA", "ga", False), ("GA+GPT", "ga", True), ("Random", "random", False), ("Random+GPT", "random", True))
@@ -111,9 +111,7 @@ def main(argv=None) -> dict:
         rows[with_gpt]["overhead_vs_" + base + "_percent"] = 100 * (w - b) / b if b else None
     config = search_config(args.budget)
     # the training a generation would add, estimated from a few candidates trained as the search does
-    source = data_source(args.budget, args.dataset)
-    data = load_data(config, source)
-    data_key = data_settings(config, source, data)
+    source, data, data_key = proxy_data(config, args.budget, args.dataset)
     sample = sample_genomes(config, budget["train_sample"], first_seed=5000)
     rebuilt = reconstruct(sample, config.initial_mask_rate, data, seed=config.seed)
     train_s = [train_candidate(r["genome"], data, eval_config(config), data_key, config.seed,
