@@ -13,10 +13,9 @@ Padding is ``top-bottom-left-right``.
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import nn

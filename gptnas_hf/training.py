@@ -10,14 +10,12 @@ learns the block class of the last layer of each window from the whole window.
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import datasets
-import numpy as np
 import torch
 import yaml
 from transformers import PreTrainedTokenizerFast, Trainer, TrainingArguments

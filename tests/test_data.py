@@ -7,7 +7,6 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 

@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-
-from ..search_space import Genome
 
 
 def plot_progress(history: list[dict], records: list[dict], path: Path, title: str) -> None:
