@@ -11,7 +11,11 @@ Learning rate during evaluation. The paper (4.3): "the learning rate is linearly
 to 0.01" over the 6 epochs, motivated (3.5) by warm-up: a candidate that stabilises faster
 during the warm-up is considered better. By default (``warmup_epochs=None``) the learning rate
 therefore rises linearly, per step, from ``lr / total_steps`` to ``lr`` over the whole run;
-``warmup_epochs=k`` instead reaches ``lr`` after k epochs and then holds it.
+``warmup_epochs=k`` instead reaches ``lr`` after k epochs and then holds it. Beyond the paper,
+``lr_schedule="cosine"`` warms up linearly over ``warmup_epochs`` (default: one epoch) and then
+decays to zero on a half cosine, and ``lr_schedule="onecycle"`` is torch's one-cycle policy
+(``OneCycleLR``: 30% warm-up from lr/25, cosine annealing to lr/1e4); both help a short
+training rank networks the way a long one does (``bench.fidelity``).
 
 Train scopes (section 3.5; ``EvalConfig.train_scope``):
 
@@ -68,6 +72,7 @@ __all__ = [
 
 METRIC_PATH = str(Path(__file__).resolve().parent / "metrics" / "topk_accuracy")
 TRAIN_SCOPES = ("auto", "predicted", "bn", "full")
+LR_SCHEDULES = ("warmup", "cosine", "onecycle")
 _PRECISIONS = ("auto", "no", "bf16", "fp16")
 
 
@@ -79,6 +84,7 @@ class EvalConfig:
     batch_size: int = 512  # ImageNet: 128 (EvalConfig.imagenet())
     lr: float = 0.01  # the peak, reached by the linear warm-up
     warmup_epochs: float | None = None  # None: the warm-up spans the whole run (see module doc)
+    lr_schedule: str = "warmup"  # "warmup" (the paper's) | "cosine" | "onecycle"
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = True
@@ -99,6 +105,8 @@ class EvalConfig:
             raise ValueError(f"train_scope must be one of {TRAIN_SCOPES}, got {self.train_scope!r}")
         if self.mixed_precision not in _PRECISIONS:
             raise ValueError(f"mixed_precision must be one of {_PRECISIONS}, got {self.mixed_precision!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 
     @classmethod
     def imagenet(cls, **overrides) -> "EvalConfig":
@@ -330,6 +338,35 @@ def _topk_accuracy(model, x, y, data: ImageData, batch_size: int, k: int = 5) ->
     return scores["top1"], scores[f"top{k}"]
 
 
+def _lr_schedule(config: EvalConfig, steps_per_epoch: int):
+    """The learning rate of each step (0-based) of a candidate's training (module doc)."""
+    total = max(config.epochs * steps_per_epoch, 1)
+    if config.lr_schedule == "onecycle":
+        warm = max(round(0.3 * total), 1)
+        start, end = config.lr / 25.0, config.lr / 25.0 / 1e4
+
+        def onecycle(step: int) -> float:
+            if step < warm:
+                return start + (config.lr - start) * 0.5 * (1 - math.cos(math.pi * step / warm))
+            t = (step - warm) / max(total - warm, 1)
+            return end + (config.lr - end) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+        return onecycle
+    if config.lr_schedule == "cosine":
+        warm = max(round((1.0 if config.warmup_epochs is None else config.warmup_epochs) * steps_per_epoch), 1)
+
+        def cosine(step: int) -> float:
+            if step < warm:
+                return config.lr * (step + 1) / warm
+            t = (step - warm + 1) / max(total - warm, 1)
+            return config.lr * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+        return cosine
+    warm = config.epochs if config.warmup_epochs is None else config.warmup_epochs
+    warm_steps = max(round(warm * steps_per_epoch), 1)
+    return lambda step: config.lr * min(1.0, (step + 1) / warm_steps)
+
+
 def _generator(seed: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
@@ -366,9 +403,7 @@ def evaluate_network(
     steps_per_epoch = math.ceil(len(data.train_x) / config.batch_size)
     if config.max_batches_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, config.max_batches_per_epoch)
-    warm = config.epochs if config.warmup_epochs is None else config.warmup_epochs
-    warm_steps = max(round(warm * steps_per_epoch), 1)
-    lr_at = lambda step: config.lr * min(1.0, (step + 1) / warm_steps)  # noqa: E731
+    lr_at = _lr_schedule(config, steps_per_epoch)
 
     flags = [(p, p.requires_grad) for p in network.parameters()]  # restored in `finally`
     train_ids = {id(p) for p in params}
