@@ -4,9 +4,15 @@
 searched for, its labels and where it came from) and :class:`SearchedNetForImageClassification`
 builds it with :func:`gptnas_hf.search_space.build_network`. Importing ``gptnas_hf`` registers
 both with ``AutoConfig`` / ``AutoModelForImageClassification`` and marks them for
-``auto_map``, so ``save_pretrained`` writes this file and the two it imports
-(``search_space.py``, ``encoding.py``) beside the weights and the directory (or Hub repo) also
+``auto_map``, so ``save_pretrained`` writes this file and the three it imports
+(``search_space.py``, ``encoding.py``, ``genome_budget.py``) beside the weights and the directory (or Hub repo) also
 loads with ``trust_remote_code=True`` where the package is not installed.
+
+Size budget: before the network is built (so before any weight is allocated, also in
+``from_pretrained``), its parameters and activations are measured on the meta device and a
+genome past ``config.max_parameters`` / ``config.max_activations`` is refused with a
+``GenomeBudgetError`` (a ``ValueError``). Both limits are stored in ``config.json`` and can be
+overridden: ``from_pretrained(path, max_parameters=None)`` lifts one.
 
 This module must keep to flat relative imports (``from .search_space import ...``): it is
 copied as is into saved directories, where there are no sub-packages.
@@ -19,6 +25,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput
 
+from .genome_budget import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMETERS, check_genome_budget
 from .search_space import Genome, build_network, init_module_weights
 
 __all__ = ["SearchedNetConfig", "SearchedNetPreTrainedModel", "SearchedNetForImageClassification"]
@@ -37,6 +44,8 @@ class SearchedNetConfig(PretrainedConfig):
         strategy / use_gpt / dataset: provenance of the search (``"ga"`` or ``"random"``,
             whether the architecture GPT rebuilt candidates, the data it searched on).
         genome_hash: :meth:`Genome.hash` of the genome (filled in when not given).
+        max_parameters / max_activations: the size budget checked before the network is built
+            (parameters; activation elements for one ``image_size`` image); ``None`` lifts it.
         Labels come as usual: ``id2label`` / ``label2id`` (or ``num_labels``).
     """
 
@@ -53,6 +62,8 @@ class SearchedNetConfig(PretrainedConfig):
         use_gpt: bool | None = None,
         dataset: str | None = None,
         genome_hash: str | None = None,
+        max_parameters: int | None = DEFAULT_MAX_PARAMETERS,
+        max_activations: int | None = DEFAULT_MAX_ACTIVATIONS,
         **kwargs,
     ):
         if genome is not None:
@@ -73,6 +84,11 @@ class SearchedNetConfig(PretrainedConfig):
         self.strategy = strategy
         self.use_gpt = use_gpt
         self.dataset = dataset
+        for name, value in (("max_parameters", max_parameters), ("max_activations", max_activations)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+        self.max_parameters = max_parameters
+        self.max_activations = max_activations
         super().__init__(**kwargs)
 
 
@@ -102,6 +118,10 @@ class SearchedNetForImageClassification(SearchedNetPreTrainedModel):
             raise ValueError("SearchedNetConfig has no genome: pass genome=[{'kind': ..., 'width': ..., "
                              "'stride': ...}, ...]")
         self.num_labels = config.num_labels
+        check_genome_budget(config.genome, config.num_channels, config.num_labels, config.image_size,
+                            max_parameters=config.max_parameters, max_activations=config.max_activations,
+                            setting="the config's max_parameters / max_activations (e.g. "
+                                    "from_pretrained(path, max_parameters=None))")
         self.network = build_network(config.genome, in_channels=config.num_channels, num_classes=config.num_labels)
         self.post_init()
 
