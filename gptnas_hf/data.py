@@ -95,6 +95,7 @@ class ImageData:
     mean: torch.Tensor  # per channel, on the [0, 1] scale, from train_x
     std: torch.Tensor
     source: str = ""
+    size_note: str = ""  # how images of other sizes were brought to image_size ("" when none were)
     from_cache: bool = field(default=False, compare=False)
 
     _TENSORS = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y", "mean", "std")
@@ -108,7 +109,23 @@ class ImageData:
         classes and the normalisation."""
         return {"source": str(self.source), "channels": int(self.channels), "image_size": int(self.image_size),
                 "num_classes": int(self.num_classes), "class_names": [str(n) for n in self.class_names],
-                "mean": [round(float(v), 6) for v in self.mean], "std": [round(float(v), 6) for v in self.std]}
+                "mean": [round(float(v), 6) for v in self.mean], "std": [round(float(v), 6) for v in self.std],
+                "size_note": self.size_note}
+
+    def fingerprint(self) -> str:
+        """A short hash that changes when the data does: :meth:`describe`, the split sizes,
+        every label and a strided sample of up to 256 images of each split (cheap even for
+        ImageNet-sized tensors)."""
+        digest = hashlib.sha256(json.dumps({k: v for k, v in self.describe().items() if k != "source"},
+                                           sort_keys=True).encode())
+        for name in ("train", "val", "test"):
+            x, y = getattr(self, f"{name}_x"), getattr(self, f"{name}_y")
+            digest.update(f"{name}:{tuple(x.shape)}".encode())
+            digest.update(y.cpu().numpy().tobytes())
+            if len(x):
+                step = max(len(x) // 256, 1)
+                digest.update(x[::step][:256].cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def to(self, device) -> "ImageData":
         """A copy with every tensor on ``device`` (no copy for tensors already there)."""
@@ -215,8 +232,13 @@ def load_image_data(
     4. ``max_test``: keep at most this many test images (stratified).
 
     ``image_size`` resizes (shorter side, bilinear with antialiasing, then centre crop) to a
-    square; by default the size of the first training image (32 for ``digits``). Channels come
+    square; by default the size of the training images (32 for ``digits``): the shorter side
+    when a sample of up to 64 of them all have one size, else (mixed sizes) the median shorter
+    side of that sample, with a warning; :attr:`ImageData.size_note` says which. Channels come
     from the data: 1 when the sampled training images are all grayscale, else 3 (RGB).
+
+    A source with fewer than 2 classes among its training images is refused
+    (:class:`DataSourceError`): there is nothing to classify.
     """
     source_str = str(source)
     spec = _resolve(source_str)
@@ -314,13 +336,17 @@ def _build(spec: dict, settings: dict, progress: bool) -> ImageData:
         (k for k, f in train.features.items() if isinstance(f, datasets.Image)), None
     )
     if img_col is None or img_col not in train.features:
-        raise DataSourceError(source, f"no image column (features: {dict(train.features)})")
+        which = f"no image column {img_col!r}" if img_col else "no image column"
+        raise DataSourceError(source, f"{which} (features: {dict(train.features)}); set data.image_column in the "
+                                      "recipe to the column that holds the images")
     lab_col = settings["label_column"] or next(
         (k for k, f in train.features.items() if isinstance(f, datasets.ClassLabel)), None
     )
     lab_col = lab_col or next((k for k in _LABEL_NAMES if k in train.features), None)
     if lab_col is None or lab_col not in train.features:
-        raise DataSourceError(source, f"no label column (features: {dict(train.features)})")
+        which = f"no label column {lab_col!r}" if lab_col else "no label column"
+        raise DataSourceError(source, f"{which} (features: {dict(train.features)}); set data.label_column in the "
+                                      "recipe to the column that holds the class labels")
 
     # Labels first (cheap, straight from arrow), so only the images we keep get decoded.
     test_split = settings["test_split"] or next((s for s in _TEST_SPLITS if s in dd and s != "train"), None)
@@ -353,11 +379,12 @@ def _build(spec: dict, settings: dict, progress: bool) -> ImageData:
     if len(train_idx) == 0:
         raise DataSourceError(source, "no training images left after the subsets")
 
+    _check_classes(source, train_y[np.concatenate([train_idx, val_idx])], class_names)
     channels = _channels(train, img_col, train_idx[:16], source)
-    size = settings["image_size"]
+    size, size_note = settings["image_size"], ""
     if size is None:
-        first = _decode_split(train, img_col, train_idx[:1], channels, None, source, "probe", False)
-        size = min(first.shape[-2:])
+        step = max(len(train_idx) // 64, 1)
+        size, size_note = _common_size(_probe(train, img_col, train_idx[::step][:64], source), source)
 
     def decode(ds, idx, name):
         return _decode_split(ds, img_col, idx, channels, size, source, name, progress)
@@ -365,7 +392,8 @@ def _build(spec: dict, settings: dict, progress: bool) -> ImageData:
     train_x, val_x = decode(train, train_idx, "train"), decode(train, val_idx, "val")
     test_x = decode(test_ds, test_idx, "test")
     return _assemble(
-        train_x, train_y[train_idx], val_x, train_y[val_idx], test_x, test_y[test_idx], class_names, spec["name"]
+        train_x, train_y[train_idx], val_x, train_y[val_idx], test_x, test_y[test_idx], class_names, spec["name"],
+        size_note,
     )
 
 
@@ -433,20 +461,50 @@ def _select(train_y, train_idx, test_y, test_idx, settings, rng):
     return train_idx, val_idx, test_idx
 
 
-def _channels(ds, img_col: str, idx: np.ndarray, source: str) -> int:
-    """1 when the sampled images are all grayscale, else 3."""
+def _probe(ds, img_col: str, idx: np.ndarray, source: str) -> list[tuple[str, tuple[int, int]]]:
+    """(mode, (width, height)) of rows ``idx``, from the image headers (nothing decoded)."""
     import datasets
     from PIL import Image
 
     raw = ds.cast_column(img_col, datasets.Image(decode=False)).select(idx.tolist())[img_col]
-    modes = []
+    found = []
     for i, item in enumerate(raw):
         try:
             with Image.open(io.BytesIO(item["bytes"]) if item["bytes"] is not None else item["path"]) as im:
-                modes.append(im.mode)
+                found.append((im.mode, im.size))
         except Exception as e:  # noqa: BLE001
             raise DataSourceError(source, f"cannot read image {int(idx[i])} of the train split ({e})") from e
+    return found
+
+
+def _channels(ds, img_col: str, idx: np.ndarray, source: str) -> int:
+    """1 when the sampled images are all grayscale, else 3."""
+    modes = [mode for mode, _ in _probe(ds, img_col, idx, source)]
     return 1 if modes and all(m in _GRAY_MODES for m in modes) else 3
+
+
+def _common_size(probed: list[tuple[str, tuple[int, int]]], source: str) -> tuple[int, str]:
+    """The square side to train at when ``data.image_size`` is not set, and a note on how
+    other sizes are handled ("" when every sampled image already has that size)."""
+    sizes = sorted({size for _, size in probed})
+    shorter = sorted(min(size) for _, size in probed)
+    if len(sizes) == 1:
+        (w, h), side = sizes[0], shorter[0]
+        return side, "" if w == h else f"{w}x{h} images: shorter side {side}, centre-cropped to {side}x{side}"
+    side = shorter[len(shorter) // 2]
+    low, high = min(sizes, key=min), max(sizes, key=min)
+    note = (f"mixed image sizes ({low[0]}x{low[1]} to {high[0]}x{high[1]} in a sample of {len(probed)}): "
+            f"all resized to {side}x{side} (the median shorter side); set data.image_size to choose")
+    warnings.warn(f"image data source {source!r}: {note}", UserWarning, stacklevel=4)
+    return side, note
+
+
+def _check_classes(source: str, labels: np.ndarray, class_names: list[str]) -> None:
+    present = np.unique(labels[labels >= 0])
+    if len(present) < 2:
+        names = [class_names[int(c)] for c in present if int(c) < len(class_names)]
+        raise DataSourceError(source, f"its training images hold {len(present)} class{'' if len(present) == 1 else 'es'}"
+                                      f" ({', '.join(map(repr, names)) or 'none'}); a classifier needs at least 2")
 
 
 def _decode_split(ds, img_col, idx, channels, size, source, name, progress) -> torch.Tensor:
@@ -505,13 +563,14 @@ def _resize(img: torch.Tensor, size: int) -> torch.Tensor:
     return F.center_crop(img, [size, size])
 
 
-def _assemble(train_x, train_y, val_x, val_y, test_x, test_y, class_names, source) -> ImageData:
+def _assemble(train_x, train_y, val_x, val_y, test_x, test_y, class_names, source, size_note="") -> ImageData:
     y = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.int64)  # noqa: E731
     mean, std = _channel_stats(train_x)
     return ImageData(
         train_x=train_x.contiguous(), train_y=y(train_y), val_x=val_x.contiguous(), val_y=y(val_y),
         test_x=test_x.contiguous(), test_y=y(test_y), num_classes=len(class_names), channels=train_x.shape[1],
         image_size=train_x.shape[-1], class_names=list(class_names), mean=mean, std=std, source=source,
+        size_note=size_note,
     )
 
 
@@ -534,7 +593,8 @@ def _save_cache(data: ImageData, path: Path, settings: dict) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: getattr(data, k).contiguous() for k in ImageData._TENSORS}
-    meta = {"class_names": json.dumps(data.class_names), "source": data.source, "settings": json.dumps(settings)}
+    meta = {"class_names": json.dumps(data.class_names), "source": data.source, "settings": json.dumps(settings),
+            "size_note": data.size_note}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     save_file(tensors, str(tmp), metadata=meta)
     os.replace(tmp, path)  # atomic: a reader never sees half a file
@@ -550,5 +610,6 @@ def _load_cache(path: Path) -> ImageData:
     names = json.loads(meta["class_names"])
     return ImageData(
         **{k: t[k] for k in ImageData._TENSORS}, num_classes=len(names), channels=t["train_x"].shape[1],
-        image_size=t["train_x"].shape[-1], class_names=names, source=meta["source"], from_cache=True,
+        image_size=t["train_x"].shape[-1], class_names=names, source=meta["source"],
+        size_note=meta.get("size_note", ""), from_cache=True,
     )
