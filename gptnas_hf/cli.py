@@ -1,9 +1,16 @@
-"""The ``gptnas`` command."""
+"""The ``gptnas`` command.
+
+A user's mistake (a bad recipe, a missing or corrupt file, bad data, an unreachable Hub, a
+directory that is in the way) prints one line, ``gptnas COMMAND: error: ...``, on stderr and
+exits with status 2; a Hub token never appears in it. Anything else is a bug and keeps its
+traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -117,7 +124,7 @@ def cmd_evaluate_gpt(args) -> int:
 def cmd_package_model(args) -> int:
     from .training import package_checkpoint
 
-    print("\n".join(package_checkpoint(args.model, args.out, args.model_card)))
+    print("\n".join(package_checkpoint(args.model, args.out, args.model_card, overwrite=args.overwrite)))
     return 0
 
 
@@ -141,9 +148,10 @@ def cmd_search(args) -> int:
     from .search.searcher import NASSearcher, SearchConfig
 
     overrides = {"output_dir": args.output_dir, "seed": args.seed, "use_gpt": args.use_gpt, "strategy": args.strategy,
-                 "model": args.model, "generations": args.generations, "population_size": args.population_size}
+                 "model": args.model, "generations": args.generations, "population_size": args.population_size,
+                 "dataset": args.dataset}  # every override is part of the run's recorded settings
     config = SearchConfig.from_yaml(args.recipe, **overrides)
-    result = NASSearcher(config, dataset=args.dataset).run(resume=args.resume)
+    result = NASSearcher(config).run(resume=args.resume)
     if PartialState().is_main_process:
         print(json.dumps({"best_fitness": result.best_fitness, "evaluations": result.evaluations,
                           "output_dir": str(result.output_dir), "best_genome": result.best_genome.to_list()}))
@@ -154,7 +162,7 @@ def cmd_retrain(args) -> int:
     from .search.retrain import retrain_run
 
     overrides = {"epochs": args.epochs} if args.epochs else {}
-    summary = retrain_run(args.run, dataset=args.dataset, **overrides)
+    summary = retrain_run(args.run, dataset=args.dataset, recipe=args.recipe, **overrides)
     summary.pop("history")
     print(json.dumps(summary, indent=1))
     return 0
@@ -250,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--model-card", default="model_card.md")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")
     p.set_defaults(func=cmd_package_model)
 
     p = sub.add_parser("reconstruct", help="rebuild a genome with the architecture GPT (Algorithm 1); prints JSON")
@@ -281,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="a search output directory")
     p.add_argument("--dataset", default=None, help="where the data is, if not where the search found it")
     p.add_argument("--epochs", type=int, default=None, help="overrides the recipe's retrain epochs")
+    p.add_argument("--recipe", default=None, help="take the retrain section from this recipe instead of the run's "
+                   "(e.g. a corrected one); the search is kept")
     p.set_defaults(func=cmd_retrain)
 
     token_help = "a Hub token (default: HF_TOKEN or the `hf auth login` one; prefer those, an argument shows in `ps`)"
@@ -314,16 +325,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """What a user's mistake raises (module doc); anything else is a bug."""
+    from huggingface_hub.errors import HTTPError as HubHTTPError
+
+    return (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
+            ConnectionError, TimeoutError, HubHTTPError)
+
+
+def _one_line(err: BaseException, secrets: list[str]) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return re.sub(r"\bhf_[A-Za-z0-9]{8,}", "hf_***", text)  # any token-shaped string
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"gptnas {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # e.g. piped into head
         sys.stderr.close()
         return 0
+    except _user_errors() as err:
+        where = ""
+        if isinstance(err, _user_errors()[-3:]):  # the network: ConnectionError, TimeoutError, the Hub's HTTP errors
+            where = f"the Hub could not be reached or refused the request ({type(err).__name__}): "
+        secrets = [s for s in (getattr(args, "token", None),) if s]
+        print(f"gptnas {args.command}: error: {where}{_one_line(err, secrets)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -17,6 +17,14 @@
 
 Nothing here writes or logs a token: it goes to ``HfApi(token=...)`` and nowhere else.
 Weights are safetensors only; nothing is pickled.
+
+Cards tell the truth: the ``model-index`` holds only accuracies measured on the exported
+weights (the test accuracy of ``gptnas retrain``); an export with untrained weights has no
+``model-index`` at all (the search's validation accuracy of the architecture stays in the
+card's text, labelled as such). A run whose search has not finished (killed, or still
+running) is exported with a warning in the card that says so, and at which generation.
+Records made under other settings than the run's (``evaluations.jsonl`` lines with another
+``key``) are never counted.
 """
 
 from __future__ import annotations
@@ -155,14 +163,17 @@ class _RunInfo:
     wall_seconds: float | None
 
 
-def _read_records(path: Path) -> list[dict]:
+def _read_records(path: Path, key: str | None = None) -> list[dict]:
+    """The run's records: those with ``key`` (the run's evaluation key; None: all)."""
     records = []
     if path.is_file():
         for line in path.read_text().splitlines():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:  # a line cut by a kill
                 continue
+            if key is None or record.get("key", key) == key:
+                records.append(record)
     return records
 
 
@@ -199,7 +210,7 @@ def _collect(run_dir, weights: str, dataset) -> _RunInfo:
     else:
         data = load_image_data(dataset or config.dataset, seed=config.seed, progress=False, **config.data).describe()
 
-    records = _read_records(run_dir / EVALUATIONS_FILE)
+    records = _read_records(run_dir / EVALUATIONS_FILE, state.get("evaluation_key"))
     best_record = next((r for r in records if r.get("hash") == genome.hash()), None)
     if best_record is None:
         best = max(state.get("population", []), key=lambda ind: ind.get("fitness", 0.0), default={})
@@ -340,7 +351,7 @@ def _card(info: _RunInfo, model, repo_id: str | None):
     val = info.best_record.get("fitness")
     eval_kwargs = dict(task_type="image-classification", task_name="Image Classification",
                        dataset_type=hub_dataset or dataset, dataset_name=dataset, metric_type="accuracy")
-    results = []
+    results = []  # only accuracies of the exported weights (module doc)
     if info.retrain is not None and info.retrain.get("test_top1") is not None:
         accuracy_line = f"test top-1 **{info.retrain['test_top1']:.4f}**"
         results.append(EvalResult(**eval_kwargs, dataset_split="test", metric_name="test top-1 accuracy",
@@ -353,16 +364,13 @@ def _card(info: _RunInfo, model, repo_id: str | None):
     elif val is not None:
         accuracy_line = (f"validation top-1 {val:.4f} during the search (short proxy training); "
                          "**not** an accuracy of the exported weights")
-        results.append(EvalResult(**eval_kwargs, dataset_split="validation",
-                                  metric_name="validation top-1 during search (proxy training, not these weights)",
-                                  metric_value=round(float(val), 4)))
     else:
         accuracy_line = "not measured"
 
     data = ModelCardData(
         library_name="transformers", license="apache-2.0", pipeline_tag="image-classification",
         tags=["neural-architecture-search", "gpt-nas", "image-classification", "gptnas-hf", "custom_code"],
-        datasets=[hub_dataset] if hub_dataset else None, metrics=["accuracy"],
+        datasets=[hub_dataset] if hub_dataset else None, metrics=["accuracy"] if results else None,
         model_name=name, eval_results=results or None,
     )
 
@@ -387,6 +395,13 @@ def _card(info: _RunInfo, model, repo_id: str | None):
                    "until it is trained. The accuracy below is the search's validation accuracy of the architecture, not of "
                    "these weights.\n\n")
 
+    if info.state.get("phase") != "done":
+        done = len(info.state.get("history", []))
+        warning += (f"> **Warning: this search did not finish.** It was exported at generation "
+                    f"{info.state.get('generation', '?')} of {cfg.generations} ({done} generation{'' if done == 1 else 's'}"
+                    " evaluated, the search killed or still running): the architecture is the best found so far, "
+                    "not the search's result. Resume it (`gptnas search ... --resume`) and export again.\n\n")
+
     if cfg.use_gpt:
         gpt_model = _public_name(cfg.model) or "the architecture GPT shipped with gptnas-hf (`gptnas_hf.DEFAULT_MODEL`)"
         gpt_line = (f"on: {gpt_model} rewrote the masked blocks of the proposed candidates (paper Algorithm 1), "
@@ -401,7 +416,10 @@ def _card(info: _RunInfo, model, repo_id: str | None):
     progress = ("\n![search progress: fitness per generation and accuracy against evaluations](progress.png)\n"
                 if (info.run_dir / "progress.png").is_file() else "")
     if info.retrain is not None:
-        images = "training + validation" if cfg.retrain.get("use_val", True) else "training"
+        used = info.retrain.get("data") or {}
+        use_val = info.retrain.get("use_val", cfg.retrain.get("use_val", True))
+        images = ((f"{used['train_images']:,} " if "train_images" in used else "")
+                  + ("training + validation" if use_val else "training"))
         final = (f"The best genome was then trained from scratch on the {images} images for "
                  f"{_epochs(info.retrain.get('epochs'))} and tested once on the held-out test split: "
                  f"test top-1 {info.retrain.get('test_top1', float('nan')):.4f}"

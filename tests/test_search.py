@@ -119,7 +119,7 @@ def test_an_existing_run_needs_resume_and_the_same_settings(tmp_path, digits):
                                     "output_dir": str(tmp_path / "run")})
     with pytest.raises(ValueError, match="other settings"):
         NASSearcher(other, dataset=digits).run(resume=True)
-    with pytest.raises(ValueError, match="unknown search setting"):
+    with pytest.raises(ValueError, match="populaton_size: unknown setting .did you mean 'population_size'"):
         SearchConfig.from_dict({"populaton_size": 3})
 
 
@@ -129,6 +129,13 @@ def _search_command(recipe, out, resume=False):
 
 
 def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path):
+    """kill -9 in mid-write: the last line of evaluations.jsonl is cut in half. The unfinished
+    run exports with a card that says so; the resume sets the cut line aside, trains that
+    candidate again and ends exactly where the uninterrupted run ends."""
+    from huggingface_hub import ModelCard
+
+    from gptnas_hf.hub import export_run
+
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(yaml.safe_dump({**TINY, "data": {**TINY["data"], "cache_dir": str(tmp_path / "cache")}}))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -146,11 +153,27 @@ def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path):
     assert process.poll() is None, "the search ended before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done_before = len(records(killed))
-    assert json.loads((killed / "state.json").read_text())["phase"] != "done"
+    state = json.loads((killed / "state.json").read_text())
+    assert state["phase"] != "done"
+    lines = log.read_bytes().splitlines(keepends=True)
+    cut = json.loads(lines[-1])
+    assert cut["generation"] == state["generation"], "the kill landed between generations"
+    log.write_bytes(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # the write the kill cut
+    done_before = len(lines) - 1
 
-    subprocess.run(_search_command(recipe, killed, resume=True), env=env, check=True, capture_output=True, timeout=600)
-    a, b = records(straight), records(killed)
+    with pytest.warns(UserWarning, match="UNTRAINED"):
+        export_run(killed, tmp_path / "unfinished")
+    card = ModelCard.load(tmp_path / "unfinished" / "README.md")
+    assert "**Warning: this search did not finish.**" in card.text
+    assert f"generation {state['generation']} of 2" in card.text
+    assert not card.data.eval_results and "model-index" not in card.content  # untrained: no accuracy claimed
+
+    resumed = subprocess.run(_search_command(recipe, killed, resume=True), env=env, check=True, capture_output=True,
+                             text=True, timeout=600)
+    assert "evaluations.jsonl.partial-1" in resumed.stderr and "trained again" in resumed.stderr
+    assert (killed / "evaluations.jsonl.partial-1").read_bytes() == lines[-1][: len(lines[-1]) // 2] + b"\n"
+    a, b = records(straight), records(killed)  # every line parses
+    assert cut["hash"] in [r["hash"] for r in b]  # trained again
     assert len(b) >= done_before
     key = lambda rows: sorted((r["hash"], r["fitness"], r["generation"]) for r in rows)
     assert key(a) == key(b)
@@ -194,11 +217,13 @@ def test_two_processes_under_accelerate_launch_split_a_generation_and_agree(tmp_
     recipe.write_text(yaml.safe_dump({**TINY, "generations": 1,
                                       "data": {**TINY["data"], "cache_dir": str(tmp_path / "cache")}}))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "gptnas_hf.cli"]
+    # torchrun: `accelerate launch --cpu --num_processes 2` starts a single process on a CPU machine
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+              "gptnas_hf.cli"]
     subprocess.run(launch + _search_command(recipe, tmp_path / "two")[3:], env=env, check=True, capture_output=True,
                    timeout=600)
     subprocess.run(_search_command(recipe, tmp_path / "one"), env=env, check=True, capture_output=True, timeout=600)
     key = lambda rows: sorted((r["hash"], r["fitness"]) for r in rows)
+    assert {r["process"] for r in records(tmp_path / "two")} == {0, 1}  # both processes trained candidates
     assert key(records(tmp_path / "two")) == key(records(tmp_path / "one"))
     assert (tmp_path / "two" / "best_genome.json").read_text() == (tmp_path / "one" / "best_genome.json").read_text()

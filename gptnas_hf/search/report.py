@@ -1,5 +1,9 @@
 """What a search run leaves beside its state: ``best_genome.json``, ``report.md`` and
-``progress.png`` (best and mean fitness per generation; accuracy against evaluations)."""
+``progress.png`` (best and mean fitness per generation; accuracy against evaluations).
+
+``report.md`` names the data searched (source, classes, image size, split sizes, and how
+images of other sizes were resized), and after ``gptnas retrain`` a "Final training" section
+with the settings and data that training used (:func:`write_final_training`)."""
 
 from __future__ import annotations
 
@@ -43,7 +47,21 @@ def plot_progress(history: list[dict], records: list[dict], path: Path, title: s
     plt.close(fig)
 
 
-def write_reports(output_dir: Path, config, state: dict, population, records: list[dict]) -> None:
+FINAL_TRAINING = "## Final training"
+
+
+def _data_line(data: dict | None, dataset) -> list[str]:
+    if not data:
+        return []
+    line = (f"- data: {dataset}, {data['num_classes']} classes, {data['channels']}x{data['image_size']}x"
+            f"{data['image_size']} input, {data.get('train', '?')} training / {data.get('val', '?')} validation / "
+            f"{data.get('test', '?')} test images")
+    return [line + (f"; {data['size_note']}" if data.get("size_note") else "")]
+
+
+def write_reports(output_dir: Path, config, state: dict, population, records: list[dict],
+                  data: dict | None = None) -> None:
+    """``data``: the searched data's ``describe()`` plus its split sizes (``train``, ``val``, ``test``)."""
     best = max(population, key=lambda ind: ind.fitness)
     best_record = next((r for r in records if r["hash"] == best.genome.hash()), {})
     (output_dir / "best_genome.json").write_text(best.genome.to_json(indent=1) + "\n")
@@ -56,6 +74,7 @@ def write_reports(output_dir: Path, config, state: dict, population, records: li
         f"# Search report: {setting} on {config.dataset}",
         "",
         f"- status: {'finished' if state['phase'] == 'done' else 'running, generation ' + str(state['generation'])}",
+        *_data_line(data, config.dataset),
         f"- strategy: {config.strategy}, population {config.population_size}, generations {config.generations}, "
         f"GPT reconstruction: {'on, initial mask rate ' + str(config.initial_mask_rate) if config.use_gpt else 'off'}",
         f"- evaluations: {len(records)} ({sum(r['reconstructed'] for r in records)} rebuilt by the GPT, "
@@ -76,4 +95,32 @@ def write_reports(output_dir: Path, config, state: dict, population, records: li
     if failures:
         lines += ["", "## Failed candidates", ""]
         lines += [f"- `{r['hash'][:10]}`: {r['status']}: {r['reason']}" for r in failures]
-    (output_dir / "report.md").write_text("\n".join(lines) + "\n")
+    final = _final_section(output_dir / "report.md")
+    (output_dir / "report.md").write_text("\n".join(lines) + "\n" + final)
+
+
+def _final_section(report: Path) -> str:
+    text = report.read_text() if report.is_file() else ""
+    return text[text.index(FINAL_TRAINING):] if FINAL_TRAINING in text else ""
+
+
+def write_final_training(run_dir: Path, summary: dict) -> None:
+    """Put (or replace) the "Final training" section of ``report.md``: what ``retrain.json`` says."""
+    report = Path(run_dir) / "report.md"
+    text = report.read_text() if report.is_file() else ""
+    if FINAL_TRAINING in text:
+        text = text[:text.index(FINAL_TRAINING)]
+    data, settings = summary["data"], summary["settings"]
+    subset = ", ".join(f"{k} {v}" for k, v in sorted(data["settings"].items()) if k != "cache_dir" and v is not None)
+    lines = [
+        FINAL_TRAINING, "",
+        f"- test top-1 **{summary['test_top1']:.4f}**, top-5 {summary['test_top5']:.4f} "
+        f"({summary['parameters']:,} parameters)",
+        f"- data: {data['source']}, {data['train_images']} training images "
+        f"({'training + validation split' if summary['use_val'] else 'training split only'}), "
+        f"{data['test_images']} test images, {data['channels']}x{data['image_size']}x{data['image_size']}"
+        + (f"; data settings: {subset}" if subset else "; the whole dataset"),
+        f"- training: {summary['epochs']} epochs, batch {settings['batch_size']}, lr {settings['lr']} "
+        f"(x{settings['gamma']} every {settings['lr_step']} epochs), settings from {summary['settings_from']}",
+    ]
+    report.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")

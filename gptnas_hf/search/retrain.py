@@ -1,56 +1,106 @@
-"""Final training of a run's best genome (paper section 4.3) on the full training set."""
+"""Final training of a run's best genome (paper section 4.3) on the full training set.
+
+Contract: the final training uses the **full** training split (train + validation) and the
+full test split of the run's dataset, whatever subsets the search used
+(``max_train_per_class``, ``train_subset_fraction``, ``max_test``), at the image size,
+channels and normalisation the search used (so the exported image processor matches), unless
+the ``retrain`` section says otherwise: its ``data`` key holds data settings for this training
+(:func:`~gptnas_hf.recipe_config.retrain_data_settings`). The ``retrain`` section is the run's
+(recorded in ``state.json``), or a recipe's given with ``recipe=`` (``gptnas retrain
+--recipe``): a corrected section is used without discarding the search. ``retrain.json`` and
+``report.md`` record the settings and the data actually used.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
+from ..recipe_config import RecipeError, retrain_config, retrain_data_settings
 from ..search_space import Genome, build_network, count_parameters
-from .searcher import STATE_FILE, SearchConfig
+from .searcher import DATA_FILE, STATE_FILE, SearchConfig, read_recipe, read_state
 
 RETRAIN_FILE = "retrain.json"
 RETRAINED_WEIGHTS = "retrained.safetensors"
 
 
 def load_run(run_dir: str | Path) -> tuple[SearchConfig, Genome, dict]:
-    """The settings, best genome and state of a search run directory, with clear errors."""
+    """The settings, best genome and state of a search run directory, with clear errors. The
+    ``retrain`` section comes back as recorded, unchecked (:func:`retrain_run` checks it)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {str(run_dir)!r} does not exist")
     state_path = run_dir / STATE_FILE
     if not state_path.is_file():
         raise FileNotFoundError(f"{str(run_dir)!r} is not a search run: it has no {STATE_FILE}")
-    try:
-        state = json.loads(state_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{state_path} is corrupt: {err}") from None
+    state = read_state(state_path)
     best_path = run_dir / "best_genome.json"
     if not best_path.is_file():
         raise FileNotFoundError(f"run {str(run_dir)!r} has no best genome yet (no generation has finished)")
-    return SearchConfig.from_dict(state["config"]), Genome.from_json(best_path.read_text()), state
+    settings = dict(state["config"])
+    retrain = settings.pop("retrain", {})
+    try:
+        config = SearchConfig.from_dict(settings)
+    except RecipeError as err:
+        raise RecipeError(f"{state_path}: {err}") from None
+    config.retrain = retrain if isinstance(retrain, dict) else {}
+    return config, Genome.from_json(best_path.read_text()), state
 
 
-def retrain_run(run_dir: str | Path, dataset=None, **overrides) -> dict:
-    """Retrain the best genome of ``run_dir`` with its recipe's ``retrain`` settings (plus
-    ``overrides``); writes ``retrained.safetensors`` and ``retrain.json`` there."""
+def retrain_run(run_dir: str | Path, dataset=None, recipe: str | Path | None = None, **overrides) -> dict:
+    """Retrain the best genome of ``run_dir`` with the ``retrain`` settings (the run's, or
+    ``recipe``'s, plus ``overrides``); writes ``retrained.safetensors`` and ``retrain.json``
+    there and a "Final training" section into ``report.md``. ``dataset``: where the run's data
+    is, when it is not where the search found it."""
     from ..data import load_image_data
-    from ..evaluation import RetrainConfig, retrain_network
+    from ..evaluation import retrain_network
 
     run_dir = Path(run_dir)
     config, genome, _ = load_run(run_dir)
-    data = load_image_data(dataset or config.dataset, seed=config.seed, progress=config.progress, **config.data)
+    if recipe is not None:
+        section, where = read_recipe(recipe).get("retrain") or {}, f"recipe {str(recipe)!r}"
+    else:
+        section, where = config.retrain, f"{run_dir / STATE_FILE} (the run's recipe)"
+    try:
+        retrain_config_ = retrain_config({**section, **overrides})
+        data_settings = retrain_data_settings(config.data, section)
+    except RecipeError as err:
+        raise RecipeError(f"{where}: {err}. Correct the recipe's retrain section and run `gptnas retrain --run "
+                          f"{run_dir} --recipe RECIPE`: the search is kept") from None
+    searched = json.loads((run_dir / DATA_FILE).read_text()) if (run_dir / DATA_FILE).is_file() else {}
+    if data_settings.get("image_size") is None and searched.get("image_size"):
+        data_settings["image_size"] = int(searched["image_size"])  # the size the genome was searched at
+    source = dataset or config.dataset
+    data = load_image_data(source, seed=config.seed, progress=config.progress, **data_settings)
+    for key, have in (("channels", data.channels), ("num_classes", data.num_classes)):
+        if key in searched and searched[key] != have:
+            raise ValueError(f"the retraining data {str(source)!r} has {have} {key.replace('num_', '')}, the search's "
+                             f"had {searched[key]} ({run_dir / DATA_FILE}): retrain on the data the run searched")
+    if searched.get("mean") and searched.get("std"):  # normalise as the search did: the exported processor does
+        data = dataclasses.replace(data, mean=torch.tensor(searched["mean"], dtype=torch.float32),
+                                   std=torch.tensor(searched["std"], dtype=torch.float32))
     torch.manual_seed(config.seed)
     network = build_network(genome, in_channels=data.channels, num_classes=data.num_classes)
-    retrain_config = RetrainConfig(**{**config.retrain, **overrides})
-    result = retrain_network(network, data, retrain_config)
+    result = retrain_network(network, data, retrain_config_)
     save_file({k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}, str(run_dir / RETRAINED_WEIGHTS))
+    train_images = len(data.train_y) + (len(data.val_y) if retrain_config_.use_val else 0)
     summary = {
         "genome_hash": genome.hash(), "test_top1": result.test_top1, "test_top5": result.test_top5,
-        "parameters": count_parameters(network), "epochs": retrain_config.epochs, "dataset": config.dataset,
+        "parameters": count_parameters(network), "epochs": retrain_config_.epochs, "dataset": str(config.dataset),
+        "use_val": retrain_config_.use_val, "settings_from": where,
+        "settings": {k: v for k, v in dataclasses.asdict(retrain_config_).items() if k != "progress"},
+        "data": {"source": str(source), "settings": data_settings, "train_images": train_images,
+                 "test_images": len(data.test_y), "image_size": data.image_size, "channels": data.channels,
+                 "num_classes": data.num_classes, "size_note": data.size_note},
         "history": result.history,
     }
     (run_dir / RETRAIN_FILE).write_text(json.dumps(summary, indent=1))
+    from .report import write_final_training
+
+    write_final_training(run_dir, summary)
     return summary
+

@@ -3,13 +3,37 @@ them (``use_gpt``), each new genome is trained briefly and scored, and the strat
 
 GA, GA+GPT, Random and Random+GPT are four settings of one :class:`NASSearcher`.
 
-A run directory survives ``kill -9``: ``state.json`` (population, generation, RNG state, the
-candidates of the generation in flight) is replaced atomically whenever it changes, and every
-finished evaluation is appended to ``evaluations.jsonl`` (one JSON object a line, flushed and
-synced) before the next one starts. ``resume`` reads both back: evaluated genomes are never
-trained again, so a killed run loses at most the candidate that was training, and ends with
-the same result as an uninterrupted one with the same seed (each candidate's training is
-seeded from the run's seed and the genome's hash, not from the order of evaluation).
+A run directory survives ``kill -9``: ``state.json`` (the settings, population, generation,
+RNG state, the candidates of the generation in flight) is replaced atomically whenever it
+changes, and every finished evaluation is appended to ``evaluations.jsonl`` (one JSON object
+a line, written with one locked, synced ``write``) before the next one starts, by whichever
+process trained it (under ``accelerate launch`` too). ``resume`` reads both back: evaluated
+genomes are never trained again, so a killed run loses at most the candidates that were
+training, and ends with the same result as an uninterrupted one with the same seed (each
+candidate's training is seeded from the run's seed and the genome's hash, not from the order
+of evaluation).
+
+Trust rules:
+
+* Settings. ``state.json`` records every setting of the run, CLI overrides included
+  (``--dataset`` is the recipe's ``dataset``). ``resume`` with other settings is refused with
+  the differences named, and with other data (another source, or data whose fingerprint
+  changed) with both named. Only ``retrain`` may change: a corrected ``retrain`` section is
+  taken over.
+* Evaluation cache. Each record carries ``key``, a hash of everything that decides a fitness:
+  the data fingerprint, the evaluation settings, the seed, the GPT checkpoint (when on) and
+  the size budget. Only records with the run's key are reused; others (a run directory reused
+  with other epochs, say) are left in the log, never counted, and said so on stderr.
+* The log. A line cut by a crash (the last one, as a rule) is moved to
+  ``evaluations.jsonl.partial-N`` when the run starts again, said so on stderr, and its
+  candidate trains again: every line of ``evaluations.jsonl`` stays parseable.
+* Refusals. Data whose validation split is too small to rank networks
+  (``min_val_images``) is refused before anything trains; a genome past the size budget
+  (``max_parameters``, ``max_activations``, measured on the meta device) is recorded with
+  status ``"budget"`` and fitness 0 without being built or trained.
+* A ``state.json`` that cannot be read is reported with the way out: move it aside and run the
+  same command again; the search replays from ``evaluations.jsonl`` without training again
+  what it holds under the same settings.
 """
 
 from __future__ import annotations
@@ -19,6 +43,7 @@ import hashlib
 import json
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,13 +52,32 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from ..search_space import Genome, build_network, count_parameters
+from ..genome_budget import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMETERS, measure_genome, over_budget
+from ..recipe_config import (NON_NEGATIVE, POSITIVE, UNIT, RecipeError, check_fields, data_config, eval_config,
+                             retrain_config)
+from ..search_space import MAX_WIDTH, Genome, build_network, count_parameters
 from .schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
-from .strategies import Individual, create_strategy
+from .strategies import STRATEGIES, Individual, create_strategy
+
+try:  # POSIX: concurrent appends from several processes are serialised with flock
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: O_APPEND alone
+    fcntl = None
 
 STATE_FILE = "state.json"
 EVALUATIONS_FILE = "evaluations.jsonl"
 DATA_FILE = "data.json"  # channels, size, classes and normalisation of the data searched on
+STATE_KEYS = ("config", "generation", "phase", "pending", "population", "history", "rng", "strategy")
+
+#: ranges of SearchConfig's top-level numbers (types come from the annotations)
+SEARCH_CHECKS = {
+    "population_size": (lambda v: v >= 2, "at least 2"), "generations": NON_NEGATIVE,
+    "crossover_rate": UNIT, "mutation_rate": UNIT, "min_blocks": POSITIVE, "max_blocks": POSITIVE,
+    "widths": (lambda v: len(v) > 0 and all(1 <= w <= MAX_WIDTH for w in v), f"a non-empty list of widths in 1..{MAX_WIDTH}"),
+    "max_downsamples": NON_NEGATIVE, "initial_mask_rate": UNIT, "window_size": POSITIVE,
+    "max_parameters": POSITIVE, "max_activations": POSITIVE, "min_val_images": POSITIVE,
+    "strategy": (lambda v: v in STRATEGIES, "a registered strategy (ga, random, ...)"),
+}
 
 
 @dataclass
@@ -54,37 +98,45 @@ class SearchConfig:
     initial_mask_rate: float = DEFAULT_INITIAL_MASK_RATE
     window_size: int | None = None
     dataset: str = "cifar10"
-    data: dict = field(default_factory=dict)  # load_image_data(**data)
-    evaluation: dict = field(default_factory=dict)  # EvalConfig(**evaluation)
-    retrain: dict = field(default_factory=dict)  # RetrainConfig(**retrain)
+    data: dict = field(default_factory=dict)  # recipe_config.DataConfig keys: load_image_data options
+    evaluation: dict = field(default_factory=dict)  # EvalConfig keys
+    retrain: dict = field(default_factory=dict)  # RetrainConfig keys, plus `data` (recipe_config.retrain_data_settings)
     seed: int = 0
     output_dir: str = "runs/search"
     progress: bool = True
+    max_parameters: int | None = DEFAULT_MAX_PARAMETERS  # size budget of a candidate (None: none)
+    max_activations: int | None = DEFAULT_MAX_ACTIVATIONS  # activation elements for one image
+    min_val_images: int = 20  # a smaller validation split cannot rank networks: refused
 
     def __post_init__(self):
-        self.widths = tuple(int(w) for w in self.widths)
-        if self.population_size < 2:
-            raise ValueError(f"population_size must be at least 2, got {self.population_size}")
-        if self.generations < 0:
-            raise ValueError(f"generations must be non-negative, got {self.generations}")
+        """Every setting checked (types, ranges, nested sections): a RecipeError naming it."""
+        values = check_fields(type(self), {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, "",
+                              SEARCH_CHECKS)
+        for key, value in values.items():
+            setattr(self, key, value)
+        if self.max_blocks < self.min_blocks:
+            raise RecipeError(f"max_blocks: must be at least min_blocks ({self.min_blocks}), got {self.max_blocks}")
+        data_config(self.data)
+        eval_config(self.evaluation)
+        retrain_config(self.retrain)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides) -> "SearchConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"recipe {str(path)!r} does not exist")
-        recipe = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(recipe, dict):
-            raise ValueError(f"recipe {str(path)!r} is not a YAML mapping")
+        """A recipe file with ``overrides`` (None: keep the recipe's) on top; any problem is a
+        ValueError that names the file (and the setting, by its dotted path)."""
+        recipe = read_recipe(path)
         recipe.pop("name", None)
-        return cls.from_dict({**recipe, **{k: v for k, v in overrides.items() if v is not None}})
+        try:
+            return cls.from_dict({**recipe, **{k: v for k, v in overrides.items() if v is not None}})
+        except RecipeError as err:
+            raise RecipeError(f"recipe {str(path)!r}: {err}") from None
 
     @classmethod
     def from_dict(cls, values: dict) -> "SearchConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown search setting(s) {unknown}; known: {sorted(known)}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in known:
+                check_fields(cls, {key: None}, "")  # raises, naming the key and the known keys
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -110,6 +162,45 @@ class SearchResult:
         return self.best.fitness
 
 
+def read_recipe(path: str | os.PathLike) -> dict:
+    """A YAML recipe as a dict, with errors that name the file (and the line of a YAML error)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe {str(path)!r} does not exist")
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise RecipeError(f"recipe {str(path)!r} is not valid YAML{where}: {problem}") from None
+    if recipe is None:
+        return {}
+    if not isinstance(recipe, dict):
+        raise RecipeError(f"recipe {str(path)!r} is not a YAML mapping of settings")
+    return recipe
+
+
+def read_state(path: Path) -> dict:
+    """A run's ``state.json``; one that is empty, cut or not a state gives a ValueError that
+    names the file and how to rebuild it from ``evaluations.jsonl``."""
+    text = path.read_text()
+    problem = None
+    try:
+        state = json.loads(text)
+    except json.JSONDecodeError as err:
+        problem = "is empty" if not text.strip() else f"is cut or corrupt ({err.msg} at line {err.lineno})"
+    else:
+        if not isinstance(state, dict) or any(k not in state for k in STATE_KEYS):
+            problem = "is not a search state (keys missing)"
+    if problem:
+        raise ValueError(f"{path} {problem}. To rebuild the state from {path.with_name(EVALUATIONS_FILE)}: "
+                         f"move it aside (mv {path} {path}.bad) and run the same `gptnas search` command again; "
+                         "the search replays with its seed and reuses every evaluation recorded under the same "
+                         "settings instead of training it again")
+    return state
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as handle:
@@ -128,9 +219,43 @@ def _set_rng_state(rng: random.Random, state: list) -> None:
     rng.setstate((state[0], tuple(state[1]), state[2]))
 
 
+#: settings that never decide a run's result; `retrain` only matters after the search
+_NOT_COMPARED = ("output_dir", "progress", "retrain")
+
+
 def _comparable(config: dict) -> dict:
-    """The settings that decide a run's result (not where it writes or whether it shows bars)."""
-    return {k: v for k, v in config.items() if k not in ("output_dir", "progress")}
+    """The settings that decide a run's result, with every default written out."""
+    values = {k: v for k, v in config.items() if k not in _NOT_COMPARED}
+    try:
+        values = SearchConfig.from_dict(values).to_dict()
+    except ValueError:  # a state written by another version: compare as written
+        pass
+    return {k: v for k, v in values.items() if k not in _NOT_COMPARED}
+
+
+def _same_dataset(a, b) -> bool:
+    if str(a) == str(b):
+        return True
+    pa, pb = Path(str(a)).expanduser(), Path(str(b)).expanduser()
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
+def _checkpoint_id(model) -> str | None:
+    """What identifies an architecture GPT: its weights' hash for a local checkpoint, else its name."""
+    from transformers import Pipeline
+
+    from .. import DEFAULT_MODEL
+
+    if isinstance(model, Pipeline):
+        model = getattr(model.model, "name_or_path", None) or type(model.model).__name__
+    path = Path(str(model or DEFAULT_MODEL)).expanduser()
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        digest = hashlib.sha256()
+        for name in ("config.json", "model.safetensors"):
+            if (path / name).is_file():
+                digest.update((path / name).read_bytes())
+        return "sha256:" + digest.hexdigest()[:16]
+    return str(model)
 
 
 def _seed_for(*parts) -> int:
@@ -141,30 +266,55 @@ class NASSearcher:
     """Run a search: ``NASSearcher(SearchConfig(...), dataset=..., model=...).run()``.
 
     ``dataset``: an :class:`~gptnas_hf.data.ImageData`, or a source for
-    :func:`~gptnas_hf.data.load_image_data` (default ``config.dataset``).
+    :func:`~gptnas_hf.data.load_image_data` (default ``config.dataset``; a source given here
+    replaces ``config.dataset``, so the run records the data it searched).
     ``model``: a ``nas-reconstruction`` pipeline, or a checkpoint path (default
     ``config.model``, else the shipped checkpoint); unused when ``config.use_gpt`` is off.
     """
 
     def __init__(self, config: SearchConfig, dataset=None, model=None, output_dir: str | None = None):
         from ..data import ImageData, load_image_data
-        from ..evaluation import EvalConfig
 
+        if dataset is not None and not isinstance(dataset, ImageData) and not _same_dataset(dataset, config.dataset):
+            config = dataclasses.replace(config, dataset=str(dataset))  # recorded as the run's dataset
         self.config = config
         self.output_dir = Path(output_dir or config.output_dir)
-        self.eval_config = EvalConfig(**{"progress": False, **config.evaluation})
+        self.eval_config = eval_config({"progress": False, **config.evaluation})
         if isinstance(dataset, ImageData):
             self.data = dataset
         else:
-            self.data = load_image_data(dataset or config.dataset, seed=config.seed, progress=config.progress,
-                                        **config.data)
+            self.data = load_image_data(config.dataset, seed=config.seed, progress=config.progress, **config.data)
+        self._check_data()
+        self.data_fingerprint = self.data.fingerprint()
         self.strategy = create_strategy(
             config.strategy, **self._strategy_kwargs(config)
         )
         self.reconstructor = None
         if config.use_gpt:
             self.reconstructor = self._load_pipeline(model or config.model)
+        self.evaluation_key = self._evaluation_key(model or config.model)
         self._accelerator = None
+
+    def _check_data(self) -> None:
+        """Refuse data on which fitness cannot rank networks (before anything trains)."""
+        n_val = len(self.data.val_y)
+        classes = len(torch.unique(self.data.val_y)) if n_val else 0
+        if n_val < self.config.min_val_images or classes < 2:
+            fraction = self.config.data.get("val_fraction", "its default, 0.1")
+            raise ValueError(
+                f"the validation split of {str(self.data.source or self.config.dataset)!r} has {n_val} image"
+                f"{'' if n_val == 1 else 's'} of {classes} class{'' if classes == 1 else 'es'}: too small to rank "
+                f"networks (fitness is validation accuracy; at least {self.config.min_val_images} images of 2 or "
+                f"more classes are needed, setting min_val_images). Raise data.val_fraction (now {fraction}) or "
+                "data.max_train_per_class")
+
+    def _evaluation_key(self, model) -> str:
+        """The hash of everything that decides a candidate's fitness (module doc, "Evaluation cache")."""
+        evaluation = {k: v for k, v in dataclasses.asdict(self.eval_config).items() if k not in ("progress", "seed")}
+        settings = {"data": self.data_fingerprint, "evaluation": evaluation, "seed": self.config.seed,
+                    "gpt": _checkpoint_id(model) if self.config.use_gpt else None,
+                    "budget": [self.config.max_parameters, self.config.max_activations]}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @staticmethod
     def _strategy_kwargs(config: SearchConfig) -> dict:
@@ -185,6 +335,17 @@ class NASSearcher:
             return model
         return pipeline("nas-reconstruction", model=str(model or DEFAULT_MODEL))
 
+    def _distributed(self):
+        """The process group (accelerate's ``PartialState``): one process, or several under
+        ``accelerate launch`` / ``torchrun``; on a machine without a GPU (or with
+        ``evaluation.cpu``, or ``accelerate launch --cpu``) several processes use the CPU
+        backend (gloo)."""
+        from accelerate import PartialState
+        from accelerate.utils import parse_flag_from_env
+
+        cpu = self.eval_config.cpu or parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
+        return PartialState(cpu=cpu)
+
     # -- state --------------------------------------------------------------------------------
     @property
     def state_path(self) -> Path:
@@ -197,24 +358,77 @@ class NASSearcher:
     def _save_state(self, state: dict) -> None:
         _atomic_write(self.state_path, json.dumps(state, indent=1))
 
-    def _load_cache(self) -> dict[str, dict]:
+    def _repair_log(self) -> None:
+        """Move lines that do not parse (a write cut by a crash) to ``evaluations.jsonl.partial-N``
+        and keep the rest, so that the next record starts on a line of its own."""
+        path = self.evaluations_path
+        if not path.is_file():
+            return
+        raw = path.read_bytes()
+        good, bad = [], []
+        for line in raw.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                ok = isinstance(record, dict) and "hash" in record and "fitness" in record
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                ok = False
+            (good if ok else bad).append(line)
+        if not bad and (not raw or raw.endswith(b"\n")):
+            return
+        n = 1
+        while path.with_name(f"{path.name}.partial-{n}").exists():
+            n += 1
+        aside = path.with_name(f"{path.name}.partial-{n}")
+        if bad:
+            aside.write_bytes(b"\n".join(bad) + b"\n")
+        _atomic_write(path, "".join(line.decode() + "\n" for line in good))
+        if bad:
+            print(f"gptnas search: {path}: {len(bad)} line{'s' if len(bad) > 1 else ''} cut by a crash moved to "
+                  f"{aside}; {'those candidates' if len(bad) > 1 else 'that candidate'} will be trained again",
+                  file=sys.stderr)
+
+    def _load_cache(self, legacy: bool = False) -> dict[str, dict]:
+        """Records made under this run's settings (``key``); with ``legacy`` also records
+        without a key (written by an older version into this same run)."""
         cache: dict[str, dict] = {}
+        other = 0
         if self.evaluations_path.is_file():
             for line in self.evaluations_path.read_text().splitlines():
                 if not line.strip():
                     continue
                 try:
                     record = json.loads(line)
-                except json.JSONDecodeError:  # a line cut by a kill: that candidate trains again
+                except json.JSONDecodeError:  # repaired by the main process; skipped by the others
                     continue
-                cache[record["hash"]] = record
+                if record.get("key") == self.evaluation_key or (legacy and "key" not in record):
+                    cache[record["hash"]] = record
+                else:
+                    other += 1
+        if other and self.config.progress:
+            print(f"gptnas search: {other} evaluation{'s' if other > 1 else ''} in {self.evaluations_path} "
+                  "were made under other settings (data, evaluation, seed, GPT or budget) and are not reused",
+                  file=sys.stderr)
         return cache
 
     def _append_evaluation(self, record: dict) -> None:
-        with open(self.evaluations_path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        """One line, one locked write, synced: safe from several processes at once; a line cut
+        by an earlier crash is closed first, so this record stays parseable."""
+        data = (json.dumps(record) + "\n").encode()
+        fd = os.open(self.evaluations_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # releases the lock
 
     # -- one generation -------------------------------------------------------------------------
     def _mask_rate(self, generation: int) -> float:
@@ -241,28 +455,38 @@ class NASSearcher:
         from ..evaluation import evaluate_network
 
         genome = Genome.from_json(candidate["genome"])
+        record = {
+            "hash": genome.hash(), "key": self.evaluation_key, "genome": genome.to_list(), "generation": generation,
+            "origin": candidate["origin"], "reconstructed": candidate["reconstructed"],
+            "predicted_blocks": candidate["predicted_blocks"], "mask_rate": candidate["mask_rate"],
+            "proposed_hash": candidate["proposed_hash"], "process": self._distributed().process_index,
+        }
+        started = time.perf_counter()
+        size = measure_genome(genome, self.data.channels, self.data.num_classes, self.data.image_size)
+        problem = over_budget(size, self.config.max_parameters, self.config.max_activations,
+                              "the recipe's max_parameters / max_activations")
+        if problem:  # refused before anything is allocated
+            return {**record, "fitness": 0.0, "top5": 0.0, "parameters": size.parameters, "trainable_parameters": 0,
+                    "activations": size.activations, "train_scope": "", "status": "budget", "reason": problem,
+                    "seconds": round(time.perf_counter() - started, 3), "images_per_second": 0.0}
         seed = _seed_for(self.config.seed, genome.hash())
         torch.manual_seed(seed)
         network = build_network(genome, in_channels=self.data.channels, num_classes=self.data.num_classes)
         config = dataclasses.replace(self.eval_config, seed=seed)
-        started = time.perf_counter()
         result = evaluate_network(network, self.data, config, predicted_blocks=candidate["predicted_blocks"],
                                   accelerator=self._accelerator)
         return {
-            "hash": genome.hash(), "genome": genome.to_list(), "generation": generation,
-            "origin": candidate["origin"], "reconstructed": candidate["reconstructed"],
-            "predicted_blocks": candidate["predicted_blocks"], "mask_rate": candidate["mask_rate"],
-            "proposed_hash": candidate["proposed_hash"], "fitness": result.fitness, "top5": result.top5,
+            **record, "fitness": result.fitness, "top5": result.top5,
             "parameters": count_parameters(network), "trainable_parameters": result.trainable_parameters,
-            "train_scope": result.train_scope, "status": result.status, "reason": result.reason,
-            "seconds": round(time.perf_counter() - started, 3), "images_per_second": result.images_per_second,
+            "activations": size.activations, "train_scope": result.train_scope, "status": result.status,
+            "reason": result.reason, "seconds": round(time.perf_counter() - started, 3),
+            "images_per_second": result.images_per_second,
         }
 
     def _evaluate_pending(self, state: dict, cache: dict) -> list[Individual]:
-        from accelerate import PartialState
         from accelerate.utils import gather_object
 
-        distributed = PartialState()
+        distributed = self._distributed()
         pending = state["pending"]
         todo = [i for i, c in enumerate(pending) if Genome.from_json(c["genome"]).hash() not in cache]
         mine = todo[distributed.process_index::distributed.num_processes]
@@ -272,16 +496,13 @@ class NASSearcher:
         for index in mine:
             record = self._evaluate(pending[index], state["generation"])
             fresh.append(record)
-            if distributed.num_processes == 1:
-                self._append_evaluation(record)
-                cache[record["hash"]] = record
+            self._append_evaluation(record)  # by the process that trained it, as soon as it is done
+            cache[record["hash"]] = record
             bar.update(distributed.num_processes)
             bar.set_postfix(best=f"{max((r['fitness'] for r in cache.values()), default=0):.3f}")
         bar.close()
         if distributed.num_processes > 1:
             for record in gather_object(fresh):
-                if distributed.is_main_process:
-                    self._append_evaluation(record)
                 cache[record["hash"]] = record
         individuals = []
         for candidate in pending:
@@ -294,30 +515,35 @@ class NASSearcher:
     # -- the loop -------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> SearchResult:
         """Search to the end; with ``resume`` carry on from the run directory's state."""
-        from accelerate import PartialState
-
-        distributed = PartialState()
+        distributed = self._distributed()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         rng = random.Random(self.config.seed)
-        cache = self._load_cache()
-        if resume and self.state_path.is_file():
-            state = json.loads(self.state_path.read_text())
-            if _comparable(state["config"]) != _comparable(self.config.to_dict()):
-                raise ValueError(f"{self.state_path} was written by a search with other settings; "
-                                 "resume with the same recipe or use another --output-dir")
-            _set_rng_state(rng, state["rng"])
-            self.strategy.load_state_dict(state["strategy"])
-        elif self.state_path.is_file() and not resume:
+        resuming = resume and self.state_path.is_file()
+        if self.state_path.is_file() and not resume:
             raise FileExistsError(f"{self.output_dir} already holds a search; pass resume=True (--resume) to carry "
                                   "on, or choose another output directory")
+        if resuming:
+            state = read_state(self.state_path)
+            self._check_resume(state)
+        if distributed.is_main_process:
+            self._repair_log()
+        distributed.wait_for_everyone()
+        cache = self._load_cache(legacy=resuming)
+        if resuming:
+            _set_rng_state(rng, state["rng"])
+            self.strategy.load_state_dict(state["strategy"])
+            state["config"]["retrain"] = self.config.to_dict()["retrain"]  # a corrected retrain section
+            state.setdefault("data", {"source": str(self.config.dataset), "fingerprint": self.data_fingerprint})
+            state["evaluation_key"] = self.evaluation_key
         else:
             initial = [(g, "init") for g in self.strategy.initial_population(rng)]
             state = {"config": self.config.to_dict(), "generation": 0, "phase": "evaluate",
                      "pending": self._prepare(initial, 0), "population": [], "history": [],
-                     "rng": _rng_state(rng), "strategy": self.strategy.state_dict(), "started": time.time()}
-            if distributed.is_main_process:
-                self._save_state(state)
+                     "rng": _rng_state(rng), "strategy": self.strategy.state_dict(), "started": time.time(),
+                     "data": {"source": str(self.config.dataset), "fingerprint": self.data_fingerprint},
+                     "evaluation_key": self.evaluation_key}
         if distributed.is_main_process:
+            self._save_state(state)
             _atomic_write(self.output_dir / DATA_FILE, json.dumps(self.data.describe(), indent=1))
         population = [Individual.from_dict(d) for d in state["population"]]
         while state["phase"] != "done":
@@ -342,6 +568,25 @@ class NASSearcher:
         best = max(population, key=lambda ind: ind.fitness)
         return SearchResult(best, population, state["history"], self.output_dir, len(cache))
 
+    def _check_resume(self, state: dict) -> None:
+        """Refuse to resume with other data or other settings, naming what differs."""
+        old, new = state["config"], self.config.to_dict()
+        recorded = state.get("data", {}).get("fingerprint")
+        if not _same_dataset(old.get("dataset"), new["dataset"]) or (recorded and recorded != self.data_fingerprint):
+            same_name = _same_dataset(old.get("dataset"), new["dataset"])
+            raise ValueError(
+                f"{self.state_path} is a search on {old.get('dataset')!r}"
+                + (f" (data fingerprint {recorded})" if same_name else "")
+                + f", but this command gives {new['dataset']!r}"
+                + (f" whose data is now different (fingerprint {self.data_fingerprint})" if same_name else "")
+                + ": one run cannot mix two datasets; resume with the run's dataset, or use another --output-dir")
+        a, b = _comparable(old), _comparable(new)
+        changed = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        if changed:
+            raise ValueError(f"{self.state_path} was written by a search with other settings ({'; '.join(changed)}); "
+                             "resume with the same recipe and options (only retrain may change) or use another "
+                             "--output-dir")
+
     @staticmethod
     def _stats(generation: int, population: list[Individual], offspring: list[Individual], cache: dict) -> dict:
         fitness = [ind.fitness for ind in population]
@@ -354,4 +599,6 @@ class NASSearcher:
     def _write_reports(self, state: dict, population: list[Individual], cache: dict) -> None:
         from .report import write_reports
 
-        write_reports(self.output_dir, self.config, state, population, list(cache.values()))
+        write_reports(self.output_dir, self.config, state, population, list(cache.values()),
+                      {**self.data.describe(), "train": len(self.data.train_y), "val": len(self.data.val_y),
+                       "test": len(self.data.test_y)})
