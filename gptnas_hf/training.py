@@ -144,13 +144,13 @@ def evaluate_held_out(model: GPTNASForArchitectureModeling, tokenizer: PreTraine
 
 # -- recipes ------------------------------------------------------------------------------
 def load_recipe(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"recipe {str(path)!r} does not exist")
-    recipe = yaml.safe_load(path.read_text())
-    if not isinstance(recipe, dict):
-        raise ValueError(f"recipe {str(path)!r} is not a YAML mapping")
-    return recipe
+    """A GPT training recipe, checked before anything loads (``recipe_config.check_gpt_recipe``):
+    invalid YAML, an unknown or ill-typed key (``eval_fracton``, ``model.n_layers``,
+    ``training.learnig_rate``) is a ValueError naming the file and the setting."""
+    from .recipe_config import check_gpt_recipe
+    from .search.searcher import read_recipe
+
+    return check_gpt_recipe(read_recipe(path), f"recipe {str(path)!r}")
 
 
 def load_corpus(spec: dict) -> datasets.Dataset:
@@ -232,11 +232,14 @@ class TrainOutcome:
 def train_from_recipe(recipe: dict | str | Path, *, output_dir: str | None = None, resume: bool = False,
                       overrides: dict | None = None) -> TrainOutcome:
     """Run one training phase as a recipe describes it (see ``recipes/*.yaml``)."""
+    from .recipe_config import check_gpt_recipe, check_training_arguments
+
     if not isinstance(recipe, dict):
         recipe = load_recipe(recipe)
     recipe = json.loads(json.dumps(recipe))  # a private copy
     for key, value in (overrides or {}).items():
         recipe.setdefault("training", {})[key] = value
+    check_gpt_recipe(recipe)
     tokenizer = load_tokenizer(recipe.get("tokenizer"))
     corpus = load_corpus(recipe["corpus"])
     if recipe.get("init_from"):
@@ -265,7 +268,7 @@ def train_from_recipe(recipe: dict | str | Path, *, output_dir: str | None = Non
     args.setdefault("use_cpu", not torch.cuda.is_available())
     if eval_set is not None:
         args.setdefault("eval_strategy", "epoch")
-    training_args = TrainingArguments(**args)
+    training_args = check_training_arguments(args)  # TrainingArguments(**args), errors naming the setting
     trainer = Trainer(model=model, args=training_args, train_dataset=train_set, eval_dataset=eval_set,
                       processing_class=tokenizer)
     last = None
@@ -288,22 +291,51 @@ SHIPPED_FILES = ("config.json", "generation_config.json", "model.safetensors", "
                  "special_tokens_map.json", "configuration_gptnas.py", "modeling_gptnas.py", "encoding.py")
 
 
-def package_checkpoint(model_dir: str | Path, out_dir: str | Path, model_card: str | Path | None = None) -> list[str]:
+def package_checkpoint(model_dir: str | Path, out_dir: str | Path, model_card: str | Path | None = None, *,
+                       overwrite: bool = False) -> list[str]:
     """Copy what a checkpoint needs to be used (config, safetensors weights, tokenizer files,
     the custom code ``auto_map`` points at, the card as ``README.md``) and nothing else: no
-    optimizer state, no pickled training arguments. Returns the file names written."""
+    optimizer state, no pickled training arguments. Returns the file names written.
+
+    All or nothing: everything is checked first and written into a temporary directory beside
+    ``out_dir`` that is renamed into place at the end, so a failure leaves ``out_dir`` as it
+    was. A non-empty ``out_dir`` is refused unless ``overwrite`` (then it is replaced whole)."""
     import shutil
+    import tempfile
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not (model_dir / "model.safetensors").is_file() or not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{str(model_dir)!r} holds no checkpoint (config.json and model.safetensors)")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in SHIPPED_FILES:
-        if (model_dir / name).is_file():
-            shutil.copy2(model_dir / name, out_dir / name)
-            written.append(name)
-    if model_card:
-        shutil.copy2(model_card, out_dir / "README.md")
-        written.append("README.md")
+    if model_card and not Path(model_card).is_file():
+        raise FileNotFoundError(f"model card {str(model_card)!r} does not exist (pass --model-card FILE)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{str(out_dir)!r} exists and is not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"output directory {str(out_dir)!r} is not empty; choose a new one, or pass "
+                              "--overwrite (overwrite=True) to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        written = []
+        for name in SHIPPED_FILES:
+            if (model_dir / name).is_file():
+                shutil.copy2(model_dir / name, staging / name)
+                written.append(name)
+        if model_card:
+            shutil.copy2(model_card, staging / "README.md")
+            written.append("README.md")
+        staging.chmod(0o755)
+        if out_dir.is_dir() and any(out_dir.iterdir()):  # overwrite: swap, then drop the old one
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+            old.rmdir()
+            out_dir.rename(old)
+            staging.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            if out_dir.is_dir():
+                out_dir.rmdir()
+            staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return written
