@@ -1,11 +1,25 @@
 """``pipeline("nas-reconstruction")``: the paper's Algorithm 1.
 
 Walk a genome's blocks left to right; each block is masked with probability ``mask_rate``.
-For a masked block the context is the last k layers of the network *as rebuilt so far*; the
-GPT predicts the next layer, the FCN turns context plus that layer into a block class, and a
-block of that class takes the masked block's place with the same output width and stride, so
-the network stays valid. Genomes of a batch are rebuilt side by side: one GPT call per block
-position for the whole batch.
+For a masked block the context is the last k layers of the network *as rebuilt so far* (with
+their locations, when the model reads them); a new block with the masked block's output width
+and stride takes its place, so the network stays valid. How the new block is chosen
+(``method``):
+
+* ``"likelihood"`` (default): every candidate block (:func:`candidate_blocks`: each Table-2
+  kind with the parameter settings that matter, e.g. a conv's kernel and activation, a
+  bottleneck's groups) is written as its own layer sequence in this context; its score is the
+  GPT's mean log-likelihood of those layers and of the first layer of the block that follows,
+  plus the log-probability the FCN gives its kind from the context and its first layer. The
+  best candidate is taken (greedy) or one is sampled from ``softmax(score / temperature)``
+  (``do_sample``). Everything the GPT knows about the layers, kernel, width ratio, stride,
+  grouping and activation included, decides the block.
+* ``"predict"``: the paper's literal reading: the GPT predicts the next layer, the FCN turns
+  context plus that layer into a block class, and a block of that class is made with the
+  predicted layer's kernel; its other parameters are drawn at random.
+
+Genomes of a batch are rebuilt side by side: one batch of GPT calls per block position for
+the whole batch.
 """
 
 from __future__ import annotations
@@ -19,12 +33,43 @@ from typing import Any
 import torch
 from transformers import Pipeline
 
+from .configuration_gptnas import location_id
 from .corpora.common import trace_factory
 from .encoding import LayerRecord, layer_type
 from .search.schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
-from .search_space import Genome, build_block, make_block
+from .search_space import KIND_PARAMS, Genome, build_block, make_block
+from .tokenization_gptnas import encode_types
 
-__all__ = ["NASReconstructionPipeline", "block_layers"]
+__all__ = ["NASReconstructionPipeline", "block_layers", "candidate_blocks", "METHODS"]
+
+METHODS = ("likelihood", "predict")
+#: at most this many layers of a candidate block are scored (the first ones, which tell the
+#: kinds apart): a candidate is scored in one GPT pass over a window of at most k + 1 tokens
+#: (context, its layers, the next block's first layer), so at least k - 6 layers of context
+MAX_SCORED_LAYERS = 6
+
+#: kind -> the parameter settings a candidate of that kind is tried with (the rest default)
+CANDIDATE_SETTINGS: dict[str, tuple[dict, ...]] = {
+    "ConvNormActivation": tuple({"kernel": k, "activation": a} for k in (1, 3, 5) for a in ("ReLU", "SiLU")),
+    "SqueezeExcitation": ({"squeeze_factor": 4}, {"squeeze_factor": 16}),
+    "ResBottleneckBlock": tuple({"bottleneck_multiplier": m, "se_ratio": se} for m in (1.0, 0.5) for se in (0.0, 0.25)),
+    "Bottleneck": ({"groups": 1, "base_width": 64}, {"groups": 1, "base_width": 128}, {"groups": 32, "base_width": 4}),
+    "Conv": tuple({"kernel": k} for k in (1, 3, 5)),
+}
+
+
+def candidate_blocks(width: int, stride: int, kinds=None) -> list[dict]:
+    """The blocks a masked block of this width and stride may become: every kind of ``kinds``
+    (default all) with each of its :data:`CANDIDATE_SETTINGS` (or its defaults), deduplicated."""
+    out: list[dict] = []
+    for kind in kinds if kinds is not None else KIND_PARAMS:
+        if kind not in KIND_PARAMS:
+            continue
+        for settings in CANDIDATE_SETTINGS.get(kind, ({},)):
+            block = make_block(kind, width, stride, None, **settings)
+            if block not in out:
+                out.append(block)
+    return out
 
 
 @lru_cache(maxsize=65536)
@@ -76,15 +121,29 @@ class NASReconstructionPipeline(Pipeline):
 
     def _sanitize_parameters(self, mask_rate=None, iteration=None, max_iterations=None, initial_mask_rate=None,
                              window_size=None, do_sample=None, temperature=None, top_k=None, seed=None,
-                             image_size=None, in_channels=None, **kwargs):
+                             image_size=None, in_channels=None, method=None, **kwargs):
         if kwargs:
             raise TypeError(f"unknown nas-reconstruction parameter(s): {', '.join(sorted(kwargs))}")
         params: dict[str, Any] = {}
+        _check_number("mask_rate", mask_rate, 0.0, 1.0)
+        _check_number("initial_mask_rate", initial_mask_rate, 0.0, 1.0)
+        _check_int("window_size", window_size, 1)
+        _check_int("top_k", top_k, 1)
+        _check_int("image_size", image_size, 1)
+        _check_int("in_channels", in_channels, 1)
+        _check_int("iteration", iteration, 0)
+        _check_int("max_iterations", max_iterations, 1)
+        _check_int("seed", seed, None)
+        if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                                        or not temperature > 0):
+            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+        if do_sample is not None and not isinstance(do_sample, bool):
+            raise ValueError(f"do_sample must be true or false, got {do_sample!r}")
+        if method is not None and method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if mask_rate is not None and (iteration is not None or max_iterations is not None):
             raise ValueError("give either mask_rate or iteration/max_iterations, not both")
         if mask_rate is not None:
-            if not 0.0 <= float(mask_rate) <= 1.0:
-                raise ValueError(f"mask_rate must lie in [0, 1], got {mask_rate}")
             params["mask_rate"] = float(mask_rate)
         elif iteration is not None or max_iterations is not None:
             if iteration is None or max_iterations is None:
@@ -94,11 +153,10 @@ class NASReconstructionPipeline(Pipeline):
         elif initial_mask_rate is not None:
             params["mask_rate"] = float(initial_mask_rate)
         for key, value in (("window_size", window_size), ("do_sample", do_sample), ("temperature", temperature),
-                           ("top_k", top_k), ("seed", seed), ("image_size", image_size), ("in_channels", in_channels)):
+                           ("top_k", top_k), ("seed", seed), ("image_size", image_size), ("in_channels", in_channels),
+                           ("method", method)):
             if value is not None:
                 params[key] = value
-        if "temperature" in params and params["temperature"] <= 0:
-            raise ValueError(f"temperature must be positive, got {params['temperature']}")
         return {}, params, {}
 
     # -- the Pipeline protocol, one genome at a time ------------------------------------------
@@ -129,55 +187,150 @@ class NASReconstructionPipeline(Pipeline):
     @torch.no_grad()
     def reconstruct(self, genomes: list[Genome], mask_rate: float = DEFAULT_INITIAL_MASK_RATE, window_size: int | None = None,
                     do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None, seed: int = 0,
-                    image_size: int = 32, in_channels: int = 3) -> list[dict]:
-        model, tok = self.model, self.tokenizer
+                    image_size: int = 32, in_channels: int = 3, method: str = "likelihood") -> list[dict]:
+        model = self.model
         k = int(window_size or model.config.window_size)
         if not 1 <= k <= model.config.window_size:
             raise ValueError(f"window_size must lie in [1, {model.config.window_size}] for this model, got {k}")
-        labels = model.config.block_labels
-        special = torch.tensor(sorted(set(tok.all_special_ids)), device=model.device)
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         states = []
         for genome in genomes:
             rng = random.Random(f"{seed}:{genome.hash()}")  # order-free: batched equals unbatched
             states.append({
                 "blocks": genome.to_list(), "masked": [rng.random() < mask_rate for _ in range(len(genome))],
                 "rng": rng, "gen": torch.Generator().manual_seed(rng.getrandbits(63)),
-                "tokens": [tok.bos_token_id], "layers": 0, "channels": int(in_channels), "size": int(image_size),
-                "predicted": [], "predicted_layers": [], "probabilities": [],
+                "tokens": [self.tokenizer.bos_token_id], "locations": [0], "layers": 0, "channels": int(in_channels),
+                "size": int(image_size), "predicted": [], "predicted_layers": [], "probabilities": [], "kept_kind": [],
             })
+        options = {"do_sample": do_sample, "temperature": temperature, "top_k": top_k}
         for index in range(max((len(g) for g in genomes), default=0)):
             active = [s for s in states if index < len(s["blocks"])]
             masked = [s for s in active if s["masked"][index]]
             if masked:
-                self._replace_blocks(masked, index, k, labels, special, do_sample, temperature, top_k)
+                old_kinds = [s["blocks"][index]["kind"] for s in masked]
+                if method == "likelihood":
+                    self._choose_by_likelihood(masked, index, k, options)
+                else:
+                    self._replace_blocks(masked, index, k, options)
+                for state, kind in zip(masked, old_kinds):
+                    state["kept_kind"].append(state["blocks"][index]["kind"] == kind)
             for state in active:
                 block = state["blocks"][index]
                 records = block_layers(block, state["channels"], state["size"])
                 if state["masked"][index]:
                     first = replace(records[0], id=state["layers"] + 1)
                     state["predicted_layers"][-1]["text"] = first.to_text()
-                state["tokens"] += tok.convert_tokens_to_ids([layer_type(r) for r in records])
+                state["tokens"] += encode_types(self.tokenizer, records)
+                state["locations"] += [self._location(state, index)] * len(records)
                 state["layers"] += len(records)
                 state["channels"] = block["width"]
                 state["size"] = _out_size(state["size"], block["stride"])
         return [
             {"genome": s["blocks"], "predicted_blocks": s["predicted"], "predicted_layers": s["predicted_layers"],
-             "block_probabilities": s["probabilities"], "mask_rate": mask_rate}
+             "block_probabilities": s["probabilities"], "mask_rate": mask_rate, "method": method,
+             "kept_kind": s["kept_kind"]}
             for s in states
         ]
 
-    def _replace_blocks(self, states, index, k, labels, special, do_sample, temperature, top_k):
+    def _location(self, state: dict, block_index: int) -> int:
+        """Location id of genome block ``block_index``: relative depth among the genome's blocks
+        plus the classifier's pool and linear layer (as the tracer counts a network's blocks)."""
+        return location_id(block_index, len(state["blocks"]) + 2, self.model.config.location_buckets)
+
+    def _locations_or_none(self, rows):
+        if not self.model.config.location_buckets:
+            return None
+        width = max(len(r) for r in rows)
+        return torch.tensor([r + [0] * (width - len(r)) for r in rows], device=self.model.device)
+
+    def _fcn_window(self, tokens: list[int], locations: list[int]):
+        """The FCN's input: the last k + 1 tokens (left-padded) and their locations."""
+        k1 = self.model.config.window_size + 1
+        tokens, locations = tokens[-k1:], locations[-k1:]
+        pad = k1 - len(tokens)
+        return [self.tokenizer.pad_token_id] * pad + tokens, [0] * pad + locations
+
+    def _choose_by_likelihood(self, states, index, k, options):
+        """Score every candidate block in each state's context and choose one (module doc)."""
         model, tok = self.model, self.tokenizer
+        kinds = [label for label in model.config.block_labels if label in KIND_PARAMS]
+        n_positions = model.config.n_positions
+        rows, row_locs, starts = [], [], []  # one row per candidate: context, its layers, the next layer
+        fcn_ids, fcn_locs, fcn_kind = [], [], []
+        plans = []
+        for state in states:
+            old = state["blocks"][index]
+            candidates = candidate_blocks(old["width"], old["stride"], kinds)
+            loc_here = self._location(state, index)
+            following = state["blocks"][index + 1] if index + 1 < len(state["blocks"]) else None
+            plans.append({"state": state, "candidates": candidates})
+            for candidate in candidates:
+                records = block_layers(candidate, state["channels"], state["size"])
+                ids = encode_types(tok, records[:MAX_SCORED_LAYERS])
+                locs = [loc_here] * len(ids)
+                if following is not None:
+                    nxt = block_layers(following, candidate["width"], _out_size(state["size"], candidate["stride"]))
+                    ids.append(encode_types(tok, nxt[:1])[0])
+                    locs.append(self._location(state, index + 1))
+                context = min(k, n_positions - len(ids), len(state["tokens"]))
+                rows.append(state["tokens"][len(state["tokens"]) - context:] + ids)
+                row_locs.append(state["locations"][len(state["locations"]) - context:] + locs)
+                starts.append(context)
+                w_ids, w_locs = self._fcn_window(state["tokens"][-k:] + ids[:1], state["locations"][-k:] + locs[:1])
+                fcn_ids.append(w_ids)
+                fcn_locs.append(w_locs)
+                fcn_kind.append(model.config.block_labels.index(candidate["kind"]))
+        likelihood = torch.empty(len(rows))
+        for lo in range(0, len(rows), 512):
+            chunk = rows[lo:lo + 512]
+            ids, mask = self._pad(chunk)
+            out = model(input_ids=ids, attention_mask=mask, location_ids=self._locations_or_none(row_locs[lo:lo + 512]))
+            lp = out.logits.float().log_softmax(-1)
+            for i, row in enumerate(chunk):
+                start = starts[lo + i]
+                positions = torch.arange(start, len(row))
+                likelihood[lo + i] = lp[i, positions - 1, ids[i, positions]].mean().cpu()
+        fcn_locations = torch.tensor(fcn_locs, device=model.device) if model.config.location_buckets else None
+        fcn_log = model.classify_block(torch.tensor(fcn_ids, device=model.device), fcn_locations).float().log_softmax(-1).cpu()
+        row = 0
+        for plan in plans:
+            state = plan["state"]
+            n = len(plan["candidates"])
+            fcn = fcn_log[row:row + n]
+            kind_ids = torch.tensor(fcn_kind[row:row + n])
+            scores = likelihood[row:row + n] + fcn[torch.arange(n), kind_ids]
+            row += n
+            choice = self._choose(scores, state["gen"], options["do_sample"], options["temperature"], options["top_k"])
+            chosen = plan["candidates"][choice]
+            state["blocks"][index] = dict(chosen)
+            first = block_layers(chosen, state["channels"], state["size"])[0]
+            probs = fcn[choice].exp()
+            state["predicted"].append(index)
+            state["predicted_layers"].append({"block": index, "type": layer_type(first), "text": None,
+                                              "score": round(float(scores[choice]), 4), "candidates": n})
+            state["probabilities"].append({"block": index, "probabilities": {
+                name: round(float(p), 6) for name, p in zip(model.config.block_labels, probs.tolist())}})
+
+    def _replace_blocks(self, states, index, k, options):
+        """The paper's reading of Algorithm 1 (``method="predict"``, module doc)."""
+        model, tok = self.model, self.tokenizer
+        labels = model.config.block_labels
+        special = torch.tensor(sorted(set(tok.all_special_ids)), device=model.device)
         contexts = [s["tokens"][-k:] for s in states]
+        context_locs = [s["locations"][-k:] for s in states]
         ids, mask = self._pad(contexts)
-        logits = model.next_layer_logits(ids, mask).float()
+        logits = model.next_layer_logits(ids, mask, self._locations_or_none(context_locs)).float()
         logits[:, special] = float("-inf")
-        choices = [self._choose(row, s["gen"], do_sample, temperature, top_k) for row, s in zip(logits, states)]
-        windows = [context + [choice] for context, choice in zip(contexts, choices)]
-        ids, mask = self._pad(windows)
-        block_probs = model.classify_block(model.block_window(ids, mask)).float().softmax(-1)
+        choices = [self._choose(row, s["gen"], options["do_sample"], options["temperature"], options["top_k"])
+                   for row, s in zip(logits, states)]
+        windows = [self._fcn_window(c + [choice], l + [self._location(s, index)])
+                   for c, l, choice, s in zip(contexts, context_locs, choices, states)]
+        window_ids = torch.tensor([w for w, _ in windows], device=model.device)
+        window_locs = torch.tensor([l for _, l in windows], device=model.device) if model.config.location_buckets else None
+        block_probs = model.classify_block(window_ids, window_locs).float().softmax(-1)
         for state, choice, probs in zip(states, choices, block_probs):
-            label = int(self._choose(probs.log(), state["gen"], do_sample, temperature, None))
+            label = int(self._choose(probs.log(), state["gen"], options["do_sample"], options["temperature"], None))
             predicted_type = tok.convert_ids_to_tokens(int(choice))
             old = state["blocks"][index]
             state["blocks"][index] = make_block(labels[label], old["width"], old["stride"], rng=state["rng"],
@@ -204,3 +357,17 @@ class NASReconstructionPipeline(Pipeline):
             logits = logits.masked_fill(logits < kth, float("-inf"))
         return int(torch.multinomial(logits.softmax(-1).cpu(), 1, generator=generator))
 
+
+
+def _check_number(name: str, value, lo: float, hi: float) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be a number in [{lo}, {hi}], got {value!r}")
+
+
+def _check_int(name: str, value, lo: int | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo):
+        raise ValueError(f"{name} must be an integer{'' if lo is None else f' >= {lo}'}, got {value!r}")

@@ -27,38 +27,54 @@ IGNORE = -100
 
 
 # -- windows --------------------------------------------------------------------------------
-def network_windows(ids: Sequence[int], blocks: Sequence[int], window_size: int, pad_id: int):
-    """Windows of ``window_size + 1`` tokens (stride 1) over one tokenized network.
+def network_windows(ids: Sequence[int], blocks: Sequence[int], window_size: int, pad_id: int,
+                    locations: Sequence[int] | None = None):
+    """Windows of ``window_size + 1`` tokens (stride 1) over one tokenized network: tuples of
+    ``(ids, attention mask, labels, block label, location ids)``.
 
-    ``ids`` and ``blocks`` include the ``<s>``/``</s>`` positions (block -100 there). A network
-    shorter than a window gives one right-padded window."""
+    ``ids``, ``blocks`` (and ``locations``, default all 0) include the ``<s>``/``</s>``
+    positions (block -100 and location 0 there). A network shorter than a window gives one
+    right-padded window."""
     k1 = window_size + 1
+    locations = list(locations) if locations is not None else [0] * len(ids)
     if len(ids) <= k1:
         pad = k1 - len(ids)
         yield (list(ids) + [pad_id] * pad, [1] * len(ids) + [0] * pad,
-               list(ids) + [IGNORE] * pad, blocks[len(ids) - 1])
+               list(ids) + [IGNORE] * pad, blocks[len(ids) - 1], locations + [0] * pad)
         return
     for start in range(len(ids) - k1 + 1):
         window = list(ids[start:start + k1])
-        yield window, [1] * k1, window, blocks[start + k1 - 1]
+        yield window, [1] * k1, window, blocks[start + k1 - 1], locations[start:start + k1]
 
 
 def windows_dataset(corpus: datasets.Dataset, tokenizer: PreTrainedTokenizerFast, window_size: int,
-                    block_labels: Sequence[str]) -> datasets.Dataset:
-    """The training examples of a corpus (columns ``types`` and ``blocks``): ``input_ids``,
-    ``attention_mask``, ``labels`` (next-layer targets) and ``block_labels``."""
+                    block_labels: Sequence[str], location_buckets: int = 0) -> datasets.Dataset:
+    """The training examples of a corpus (columns ``types``, ``blocks`` and ``block_index``):
+    ``input_ids`` (types outside the vocabulary read through the backoff, as the pipeline reads
+    them), ``attention_mask``, ``labels`` (next-layer targets), ``block_labels`` and, with
+    ``location_buckets``, ``location_ids`` (relative depth of each layer's block)."""
+    from .configuration_gptnas import location_id
+    from .tokenization_gptnas import encode_types
+
     label_id = {label: i for i, label in enumerate(block_labels)}
 
     def explode(batch):
         out = {"input_ids": [], "attention_mask": [], "labels": [], "block_labels": []}
-        for types, blocks in zip(batch["types"], batch["blocks"]):
-            ids = [tokenizer.bos_token_id] + tokenizer.convert_tokens_to_ids(list(types)) + [tokenizer.eos_token_id]
+        if location_buckets:
+            out["location_ids"] = []
+        for types, blocks, index in zip(batch["types"], batch["blocks"], batch["block_index"]):
+            ids = [tokenizer.bos_token_id] + encode_types(tokenizer, list(types)) + [tokenizer.eos_token_id]
             block_ids = [IGNORE] + [label_id.get(b, IGNORE) for b in blocks] + [IGNORE]
-            for window, mask, labels, block in network_windows(ids, block_ids, window_size, tokenizer.pad_token_id):
+            num_blocks = max(index, default=0) + 1
+            locations = [0] + [location_id(i, num_blocks, location_buckets) for i in index] + [0]
+            for window, mask, labels, block, where in network_windows(ids, block_ids, window_size,
+                                                                      tokenizer.pad_token_id, locations):
                 out["input_ids"].append(window)
                 out["attention_mask"].append(mask)
                 out["labels"].append(labels)
                 out["block_labels"].append(block)
+                if location_buckets:
+                    out["location_ids"].append(where)
         return out
 
     return corpus.map(explode, batched=True, remove_columns=corpus.column_names, desc="cutting windows")
@@ -103,7 +119,7 @@ def evaluate_held_out(model: GPTNASForArchitectureModeling, tokenizer: PreTraine
     successors, block_of_type = _bigram_tables(train_corpus)
     overall = Counter(t for types in train_corpus["types"] for t in types)
     fallback = [t for t, _ in overall.most_common(5)]
-    windows = windows_dataset(held_out, tokenizer, k, labels)
+    windows = windows_dataset(held_out, tokenizer, k, labels, model.config.location_buckets)
     hits1 = hits5 = block_hits = block_total = 0
     bigram1 = bigram5 = bigram_block = 0
     total = 0
@@ -111,7 +127,8 @@ def evaluate_held_out(model: GPTNASForArchitectureModeling, tokenizer: PreTraine
         batch = windows[start:start + batch_size]
         ids = torch.tensor(batch["input_ids"])
         mask = torch.tensor(batch["attention_mask"])
-        out = model(input_ids=ids, attention_mask=mask, return_block_logits=True)
+        locations = torch.tensor(batch["location_ids"]) if "location_ids" in batch else None
+        out = model(input_ids=ids, attention_mask=mask, return_block_logits=True, location_ids=locations)
         last = mask.sum(1) - 1
         rows = torch.arange(len(ids))
         target = ids[rows, last]
@@ -153,10 +170,18 @@ def load_recipe(path: str | Path) -> dict:
     return check_gpt_recipe(read_recipe(path), f"recipe {str(path)!r}")
 
 
-def load_corpus(spec: dict) -> datasets.Dataset:
-    """A corpus from a recipe's ``corpus`` mapping: ``source`` is ``nasbench101`` (``num_cells``,
-    ``seed``, or ``tfrecord`` with ``limit``) or ``zoo`` (``families`` / ``exclude_families``,
-    ``networks`` / ``exclude_networks``)."""
+def load_corpus(spec: dict | list) -> datasets.Dataset:
+    """A corpus from a recipe's ``corpus`` entry: one mapping, or a list of them whose corpora
+    are concatenated. ``source`` is ``nasbench101`` (``num_cells``, ``seed``, or ``tfrecord``
+    with ``limit``; network options such as ``stem_channels``) or ``zoo`` (``families`` /
+    ``exclude_families``, ``networks`` / ``exclude_networks``, ``input_sizes``,
+    ``width_multipliers``)."""
+    if isinstance(spec, list):
+        if not spec:
+            raise ValueError("corpus: an empty list names no corpus")
+        parts = [load_corpus(part) for part in spec]
+        common = [c for c in parts[0].column_names if all(c in p.column_names for p in parts)]
+        return datasets.concatenate_datasets([p.select_columns(common) for p in parts])
     spec = dict(spec)
     source = spec.pop("source", None)
     if source == "nasbench101":
@@ -176,13 +201,31 @@ def load_corpus(spec: dict) -> datasets.Dataset:
         unknown = (set(only or ()) | excluded_networks) - set(ZOO_NETWORKS)
         if unknown:
             raise ValueError(f"unknown zoo networks {sorted(unknown)}; the zoo has {', '.join(ZOO_NETWORKS)}")
+        variants = {key: tuple(spec.pop(key)) for key in ("input_sizes", "width_multipliers") if key in spec}
         if spec:
             raise ValueError(f"unknown zoo corpus options {sorted(spec)}")
         names = {n for f in families if f not in excluded for n in ZOO_FAMILIES[f]}
         if only is not None:
             names &= set(only)
-        return zoo_corpus([n for n in ZOO_NETWORKS if n in names and n not in excluded_networks])
-    raise ValueError(f"corpus source must be 'nasbench101' or 'zoo', got {source!r}")
+        return zoo_corpus([n for n in ZOO_NETWORKS if n in names and n not in excluded_networks], **variants)
+    if source == "torchvision":
+        from .corpora.zoo import torchvision_corpus
+
+        return torchvision_corpus(**spec)
+    raise ValueError(f"corpus source must be 'nasbench101', 'zoo' or 'torchvision', got {source!r}")
+
+
+#: the recipes whose corpora make the shipped vocabulary (``gptnas tokenizer`` by default)
+VOCABULARY_RECIPES = ("recipes/pretrain-cpu.yaml", "recipes/finetune-cpu.yaml")
+
+
+def tokenizer_from_recipes(recipes=VOCABULARY_RECIPES) -> PreTrainedTokenizerFast:
+    """The tokenizer over every layer type of the recipes' training corpora (the vocabulary
+    rule of :mod:`gptnas_hf.tokenization_gptnas`: what the GPT is trained on, nothing else)."""
+    from .tokenization_gptnas import build_tokenizer_from_corpora
+
+    corpora = [load_corpus(load_recipe(r)["corpus"] if not isinstance(r, dict) else r["corpus"]) for r in recipes]
+    return build_tokenizer_from_corpora(*corpora)
 
 
 def load_tokenizer(path: str | Path | None) -> PreTrainedTokenizerFast:
@@ -253,7 +296,8 @@ def train_from_recipe(recipe: dict | str | Path, *, output_dir: str | None = Non
             mask_token_id=tokenizer.mask_token_id, **recipe.get("model", {}),
         )
         model = GPTNASForArchitectureModeling(config)
-    windows = windows_dataset(corpus, tokenizer, model.config.window_size, model.config.block_labels)
+    windows = windows_dataset(corpus, tokenizer, model.config.window_size, model.config.block_labels,
+                              model.config.location_buckets)
     eval_fraction = float(recipe.get("eval_fraction", 0.05))
     train_set, eval_set = windows, None
     if eval_fraction > 0 and len(windows) > 20:
