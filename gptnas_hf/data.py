@@ -345,8 +345,10 @@ def _build(spec: dict, settings: dict, progress: bool) -> ImageData:
     lab_col = lab_col or next((k for k in _LABEL_NAMES if k in train.features), None)
     if lab_col is None or lab_col not in train.features:
         which = f"no label column {lab_col!r}" if lab_col else "no label column"
-        raise DataSourceError(source, f"{which} (features: {dict(train.features)}); set data.label_column in the "
-                                      "recipe to the column that holds the class labels")
+        folder = (" (an image folder gets its labels from one sub-folder per class, and a classifier needs at "
+                  "least 2)" if spec["kind"] == "imagefolder" and not lab_col else "")
+        raise DataSourceError(source, f"{which}{folder} (features: {dict(train.features)}); set data.label_column "
+                                      "in the recipe to the column that holds the class labels")
 
     # Labels first (cheap, straight from arrow), so only the images we keep get decoded.
     test_split = settings["test_split"] or next((s for s in _TEST_SPLITS if s in dd and s != "train"), None)

@@ -177,7 +177,8 @@ def _wrong_type(value, annotation, dotted: str) -> RecipeError:
     if isinstance(value, str) and annotation is not str:
         try:
             float(value)
-            hint = " (write it without quotes; YAML reads 1e-3 as a string, write 1.0e-3)"
+            hint = " (write it without quotes"
+            hint += "; YAML reads 1e-3 as a string, write 1.0e-3)" if "e" in value.lower() else ")"
         except ValueError:
             pass
     return RecipeError(f"{dotted}: expected {_type_name(annotation)}, got {value!r} "

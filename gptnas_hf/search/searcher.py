@@ -300,12 +300,13 @@ class NASSearcher:
         n_val = len(self.data.val_y)
         classes = len(torch.unique(self.data.val_y)) if n_val else 0
         if n_val < self.config.min_val_images or classes < 2:
-            fraction = self.config.data.get("val_fraction", "its default, 0.1")
+            fraction = self.config.data.get("val_fraction")
+            fraction = "" if fraction is None else f" (now {fraction})"
             raise ValueError(
                 f"the validation split of {str(self.data.source or self.config.dataset)!r} has {n_val} image"
                 f"{'' if n_val == 1 else 's'} of {classes} class{'' if classes == 1 else 'es'}: too small to rank "
                 f"networks (fitness is validation accuracy; at least {self.config.min_val_images} images of 2 or "
-                f"more classes are needed, setting min_val_images). Raise data.val_fraction (now {fraction}) or "
+                f"more classes are needed, setting min_val_images). Raise data.val_fraction{fraction} or "
                 "data.max_train_per_class")
 
     def _evaluation_key(self, model) -> str:
