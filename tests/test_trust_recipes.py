@@ -16,18 +16,10 @@ import gptnas_hf
 from gptnas_hf.cli import main
 from gptnas_hf.recipe_config import RecipeError, check_training_arguments
 from gptnas_hf.search.searcher import SearchConfig
+from test_trust_runs import TINY  # the tiny search settings of the trust tests
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "hf_gptnasTESTtoken_0a1b2c3d4e5f6789"
-TINY = {
-    "strategy": "ga", "population_size": 2, "generations": 0, "min_blocks": 10, "max_blocks": 10, "widths": [8],
-    "max_downsamples": 3, "use_gpt": False, "dataset": "digits",
-    "data": {"max_train_per_class": 20, "val_fraction": 0.25},
-    "evaluation": {"epochs": 1, "batch_size": 32, "lr": 0.05, "augment": False, "train_scope": "full",
-                   "max_batches_per_epoch": 1},
-    "retrain": {"epochs": 1, "batch_size": 64, "max_batches_per_epoch": 1, "augment": False, "progress": False},
-    "seed": 0, "progress": False,
-}
 
 
 def cli(capsys, *argv):
