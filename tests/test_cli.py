@@ -20,7 +20,7 @@ def test_encode_torchvision_prints_table_1_lines(capsys):
     assert lines[0] == "id:1;in_size:224-224-3;out_size:112-112-64;kernel:7-7;stride:2-2;padding:3-3-3-3;dilation:1;groups:1;bias_used:No"
     assert all(LayerRecord.from_text(line).to_text() == line for line in lines)
     code, out, _ = run(capsys, "encode", "--torchvision", "resnet18", "--types")
-    assert out.splitlines()[0] == "conv_k7x7_s2_p3_d1_g1_nobias_w64"
+    assert out.splitlines()[0] == "conv_k7x7_s2_p3_d1_g1_nobias_x16"  # vocabulary v2: width relative to the input
 
 
 def test_sample_genome_then_encode_and_reconstruct_it(capsys, tmp_path):

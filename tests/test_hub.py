@@ -43,7 +43,7 @@ RUN_FILES = ["README.md", "config.json", "encoding.py", "genome_budget.py", "ima
              "model.safetensors", "modeling_searched.py", "preprocessor_config.json", "progress.png", "search_space.py"]
 GPT_FILES = ["README.md", "common.py", "config.json", "configuration_gptnas.py", "encoding.py",
              "generation_config.json", "model.safetensors", "modeling_gptnas.py", "pipeline_nas_reconstruction.py",
-             "schedule.py", "search_space.py", "tokenizer.json", "tokenizer_config.json"]
+             "schedule.py", "search_space.py", "tokenization_gptnas.py", "tokenizer.json", "tokenizer_config.json"]
 
 
 @pytest.fixture(scope="module")
