@@ -17,7 +17,6 @@ from typing import Sequence
 
 import datasets
 import torch
-import yaml
 from transformers import PreTrainedTokenizerFast, Trainer, TrainingArguments
 
 from .configuration_gptnas import GPTNASConfig
