@@ -17,7 +17,8 @@ Sections:
 * an architecture-GPT training recipe (:class:`GPTRecipe`): its top-level keys, ``model``
   (the keys ``GPTNASConfig`` knows) and ``training`` (``TrainingArguments`` fields).
 
-Sections are kept as the plain mappings the user wrote (that is what a run records); the
+:func:`read_recipe` reads a YAML file (invalid YAML is a :class:`RecipeError` with the file,
+line and column). Sections are kept as the plain mappings the user wrote (that is what a run records); the
 checked, typed objects are made from them with :func:`eval_config`, :func:`retrain_config`
 and :func:`data_config`.
 """
@@ -27,14 +28,19 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 __all__ = [
     "RecipeError",
+    "read_recipe",
     "DataConfig",
     "GPTRecipe",
     "check_fields",
@@ -49,6 +55,25 @@ __all__ = [
 
 class RecipeError(ValueError):
     """A recipe setting that cannot be used; the message names it by its dotted path."""
+
+
+def read_recipe(path: str | os.PathLike) -> dict:
+    """A YAML recipe as a dict, with errors that name the file (and the line of a YAML error)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe {str(path)!r} does not exist")
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise RecipeError(f"recipe {str(path)!r} is not valid YAML{where}: {problem}") from None
+    if recipe is None:
+        return {}
+    if not isinstance(recipe, dict):
+        raise RecipeError(f"recipe {str(path)!r} is not a YAML mapping of settings")
+    return recipe
 
 
 # -- constraints --------------------------------------------------------------------------------

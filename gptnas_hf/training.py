@@ -163,8 +163,7 @@ def load_recipe(path: str | Path) -> dict:
     """A GPT training recipe, checked before anything loads (``recipe_config.check_gpt_recipe``):
     invalid YAML, an unknown or ill-typed key (``eval_fracton``, ``model.n_layers``,
     ``training.learnig_rate``) is a ValueError naming the file and the setting."""
-    from .recipe_config import check_gpt_recipe
-    from .search.searcher import read_recipe
+    from .recipe_config import check_gpt_recipe, read_recipe
 
     return check_gpt_recipe(read_recipe(path), f"recipe {str(path)!r}")
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from ..recipe_config import RecipeError, retrain_config, retrain_data_settings
+from ..recipe_config import RecipeError, read_recipe, retrain_config, retrain_data_settings
 from ..search_space import Genome, build_network, count_parameters
-from .searcher import DATA_FILE, STATE_FILE, SearchConfig, read_recipe, read_state
+from .searcher import DATA_FILE, STATE_FILE, SearchConfig, read_state
 
 RETRAIN_FILE = "retrain.json"
 RETRAINED_WEIGHTS = "retrained.safetensors"

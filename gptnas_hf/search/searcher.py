@@ -49,12 +49,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 from tqdm.auto import tqdm
 
 from ..genome_budget import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMETERS, measure_genome, over_budget
 from ..recipe_config import (NON_NEGATIVE, POSITIVE, UNIT, RecipeError, check_fields, data_config, eval_config,
-                             retrain_config)
+                             read_recipe, retrain_config)
 from ..search_space import MAX_WIDTH, Genome, build_network, count_parameters
 from .schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
 from .strategies import STRATEGIES, Individual, create_strategy
@@ -160,25 +159,6 @@ class SearchResult:
     @property
     def best_fitness(self) -> float:
         return self.best.fitness
-
-
-def read_recipe(path: str | os.PathLike) -> dict:
-    """A YAML recipe as a dict, with errors that name the file (and the line of a YAML error)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"recipe {str(path)!r} does not exist")
-    try:
-        recipe = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise RecipeError(f"recipe {str(path)!r} is not valid YAML{where}: {problem}") from None
-    if recipe is None:
-        return {}
-    if not isinstance(recipe, dict):
-        raise RecipeError(f"recipe {str(path)!r} is not a YAML mapping of settings")
-    return recipe
 
 
 def read_state(path: Path) -> dict:
