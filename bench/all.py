@@ -1,6 +1,6 @@
 """Every benchmark in sequence (one at a time: several of them time things):
-``python -m bench.all --budget small``. The order lets fidelity reuse mask_rate's trainings
-(the candidate cache in ``bench/results/runs/``). Options are passed on to each benchmark."""
+``python -m bench.all --budget small``. The reference ranking comes before fidelity, which
+scores every proxy against it (trainings are cached in ``bench/results/runs/``). Options are passed on to each benchmark."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import time
 
 from .common import BUDGETS, progress
 
-BENCHMARKS = ("reconstruction", "search_time", "eval_speed", "gpt_quality", "mask_rate", "fidelity", "with_without_gpt")
+BENCHMARKS = ("reconstruction", "search_time", "eval_speed", "gpt_quality", "reference_ranking", "fidelity", "mask_rate",
+              "with_without_gpt")
 
 
 def main(argv=None) -> dict:

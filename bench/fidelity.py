@@ -1,177 +1,210 @@
-"""Fidelity of the cheap fitness (paper Table 5 and Fig. 4): does the short training the search
-scores candidates with rank them like longer training, and does training only the blocks the
-GPT predicted rank them like training every block?
+"""Fidelity of the cheap fitness: how well does each proxy rank networks the way long training
+does, and at what cost? (the paper's Table 5 question, asked against a committed reference)
 
-1. Epochs (Table 5): the same random genomes trained (all parameters) for several epoch
-   counts in separate sessions; Pearson correlation and p-value (``scipy.stats.pearsonr``) of
-   the validation accuracies between every pair of counts (the paper: 6 against 30, 60, 90
-   epochs, 50 genomes). The small budget's counts are 1, 2 (the proxy search's), 6 and 12, on
-   20 genomes.
-2. Train scope (Fig. 4): the genomes rebuilt by the shipped GPT at a mask rate (0.4, the
-   search's initial rate; the paper budget also 0, 0.2, 0.6 and 0.8 for the heat map), trained
-   once with all blocks (``full``, "a") and once the way the search trains them (``auto``:
-   only the predicted blocks and the classifier, or only BatchNorm when no predicted block has
-   parameters, "p"); Pearson correlation between the two across genomes.
+The truth is ``bench/results/reference_ranking.json`` (``bench.reference_ranking``: 38 networks
+of the CPU proxy search space trained 10 epochs on 5,040 CIFAR-10 images, scored on 2,000
+test images). Every proxy variant scores the same networks and is compared with it:
 
-Each epoch count is a separate training session from the same initialisation. With the proxy
-recipe's schedule (lr warmed up over the first epoch, then constant) the first epochs of a
-longer session are the shorter session. Trainings are cached in
-``bench/results/runs/candidates.jsonl`` (shared with mask_rate: same genomes, same settings)."""
+* trained proxies, one axis at a time around the proxy the recipe used before this benchmark
+  (250 images a class, 20% of them for validation, 3 epochs, batch 64, lr 0.1 warmed up over
+  half an epoch, every parameter trained, 32 px): epochs (1, 2, 3, 6), learning-rate schedule
+  (one-cycle; cosine with label smoothing), input resolution (16, 24 px), train scope
+  (BatchNorm only);
+* zero-cost proxies at initialisation (``gptnas_hf.zero_cost``: NASWOT, synflow, grad_norm) on
+  64 training images;
+* the proxy ``recipes/search-cifar10-cpu.yaml`` uses now (``default_proxy`` in the JSON).
+
+For each: Spearman and Kendall correlation with the reference (``scipy.stats``, with p-values),
+seconds per candidate (measured, one torch thread) and the share of networks at chance.
+``fidelity.png`` plots correlation against cost. Trainings are cached in
+``RESULTS/runs/candidates.jsonl``; ``--shard I/N`` trains every N-th (variant, network) pair so
+N processes can share the cores, and a run without it writes the results.
+"""
 
 from __future__ import annotations
 
-import itertools
+import json
+import time
 
-import torch
-
-from .common import (CandidateCache, Clock, eval_config, fmt, parse, parser, pearson, progress, proxy_data, pyplot,
-                     recipe_name, reconstruct, sample_genomes, save_figure, search_config, train_candidate,
-                     write_result)
+from .common import (CandidateCache, Clock, eval_config, fmt, mean, parse, parser, progress, pyplot, recipe_name,
+                     results_dir, save_figure, search_config, train_candidate, write_result)
 
 NAME = "fidelity"
-BUDGETS = {
-    "smoke": {"genomes": 3, "epochs": (1, 2), "rates": (0.4,), "scope_genomes": 3},
-    "small": {"genomes": 20, "epochs": (1, 2, 6, 12), "rates": (0.4,), "scope_genomes": 20},
-    "paper": {"genomes": 50, "epochs": (6, 30, 60, 90), "rates": (0.0, 0.2, 0.4, 0.6, 0.8), "scope_genomes": 15},
+BASE = {"data": {"max_train_per_class": 250, "val_fraction": 0.2, "max_test": 2000},
+        "evaluation": {"epochs": 3, "batch_size": 64, "lr": 0.1, "warmup_epochs": 0.5, "weight_decay": 0.0,
+                       "augment": False, "train_scope": "full", "lr_schedule": "warmup",
+                       "label_smoothing": 0.0}}
+#: name -> overrides of BASE (one axis at a time)
+VARIANTS = {
+    "e3 (before)": {},
+    "e1": {"evaluation": {"epochs": 1}},
+    "e2": {"evaluation": {"epochs": 2}},
+    "e6": {"evaluation": {"epochs": 6}},
+    "e3 one-cycle": {"evaluation": {"lr_schedule": "onecycle"}},
+    "e3 cosine+ls0.1": {"evaluation": {"lr_schedule": "cosine", "label_smoothing": 0.1}},
+    "e3 16px": {"data": {"image_size": 16}},
+    "e6 16px": {"data": {"image_size": 16}, "evaluation": {"epochs": 6}},
+    "e3 24px": {"data": {"image_size": 24}},
+    "e3 bn-only": {"evaluation": {"train_scope": "bn"}},
 }
+ZERO_COST = ("naswot", "synflow", "grad_norm")
+SMOKE_VARIANTS = ("e3 (before)", "e1")
 
 
-def _sizes(x, y, unit: float = 18.0) -> list[float]:
-    """Marker areas proportional to how many genomes share a point (accuracies repeat a lot)."""
-    from collections import Counter
-
-    counts = Counter(zip(x, y))
-    return [unit * counts[p] for p in zip(x, y)]
+def _settings(overrides: dict) -> tuple[dict, dict]:
+    return ({**BASE["data"], **overrides.get("data", {})}, {**BASE["evaluation"], **overrides.get("evaluation", {})})
 
 
-def _spearman(x, y):
-    from scipy.stats import spearmanr
+def _rank_stats(x, y) -> dict:
+    from scipy.stats import kendalltau, spearmanr
 
-    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
-        return None
-    return float(spearmanr(x, y).statistic)
+    pairs = [(a, b) for a, b in zip(x, y) if a is not None and b is not None and a == a]
+    if len(pairs) < 3 or len({a for a, _ in pairs}) < 2:
+        return {"spearman": None, "spearman_p": None, "kendall": None, "kendall_p": None, "n": len(pairs)}
+    a, b = zip(*pairs)
+    s, k = spearmanr(a, b), kendalltau(a, b)
+    return {"spearman": float(s.statistic), "spearman_p": float(s.pvalue), "kendall": float(k.statistic),
+            "kendall_p": float(k.pvalue), "n": len(pairs)}
 
 
-def main(argv=None) -> dict:
-    args = parse(parser(__doc__, "number of genomes for the epoch correlation (default 20 small, 50 paper)"), argv)
-    budget = BUDGETS[args.budget]
-    n = args.seeds or budget["genomes"]
-    n_scope = min(n, budget["scope_genomes"])
+def load_reference(budget: str) -> dict:
+    path = results_dir() / "reference_ranking.json"
+    if not path.is_file() and budget == "smoke":
+        from . import reference_ranking
+
+        reference_ranking.main(["--budget", "smoke"])
+    if not path.is_file():
+        raise SystemExit(f"no reference ranking at {path}: run python -m bench.reference_ranking --budget {budget} first")
+    record = json.loads(path.read_text())
+    if record["settings"]["budget"] != budget:
+        raise SystemExit(f"{path} was measured at budget {record['settings']['budget']!r}, not {budget!r}")
+    return record
+
+
+def _proxy_data(config, budget, dataset, data_settings: dict):
+    from gptnas_hf.data import load_image_data
+
+    from .common import data_source
+
+    source = data_source(budget, dataset)
+    if budget == "smoke":
+        data_settings = {**data_settings, "max_train_per_class": 8, "val_fraction": 0.25}
+    data = load_image_data(source, seed=config.seed, progress=False, **data_settings)
+    key = {"source": source, "seed": config.seed, **data_settings, "train": len(data.train_y), "val": len(data.val_y)}
+    return data, key
+
+
+def main(argv=None) -> dict | None:
+    p = parser(__doc__, "unused")
+    p.add_argument("--shard", default=None, help="I/N: train every N-th (variant, network) pair, write nothing")
+    args = parse(p, argv)
     clock = Clock()
+    reference = load_reference(args.budget)
+    networks = reference["figures"]["networks"]
+    truth = [r["accuracy"] for r in networks]
     config = search_config(args.budget)
-    source, data, data_key = proxy_data(config, args.budget, args.dataset)
-    search_epochs = config.evaluation.get("epochs", 6)
+    from gptnas_hf.search_space import Genome
+
+    genomes = [Genome(r["genome"]) for r in networks]
+    variants = {k: v for k, v in VARIANTS.items() if args.budget != "smoke" or k in SMOKE_VARIANTS}
+    recipe_data, recipe_eval = dict(config.data), {k: v for k, v in eval_config(config).__dict__.items()}
     cache = CandidateCache()
-    genomes = sample_genomes(config, n)
+    jobs = [(name, i) for name in variants for i in range(len(genomes))]
+    jobs += [("recipe", i) for i in range(len(genomes))]
+    if args.shard:
+        index, count = (int(v) for v in args.shard.split("/"))
+        jobs = jobs[index::count]
+    data_by_key: dict[str, tuple] = {}
+    scores: dict[str, list] = {}
+    seconds: dict[str, list] = {}
+    described: dict[str, dict] = {}
+    for name, i in jobs:
+        if name == "recipe":
+            data_settings, evaluation = recipe_data, {k: v for k, v in recipe_eval.items() if k not in ("progress",)}
+        else:
+            data_settings, evaluation = _settings(variants[name])
+        if args.budget == "smoke":
+            evaluation = {**evaluation, "batch_size": 32, "max_batches_per_epoch": 1}
+        dkey = json.dumps(data_settings, sort_keys=True)
+        if dkey not in data_by_key:
+            data_by_key[dkey] = _proxy_data(config, args.budget, args.dataset, data_settings)
+        data, data_key = data_by_key[dkey]
+        record = train_candidate(genomes[i], data, eval_config(config, **evaluation), data_key, config.seed, cache=cache)
+        scores.setdefault(name, [None] * len(genomes))[i] = record["fitness"]
+        seconds.setdefault(name, [None] * len(genomes))[i] = record["seconds"]
+        described[name] = {"data": data_settings, "evaluation": evaluation}
+        if args.shard:
+            progress(f"{name} / {networks[i]['name']}: {record['fitness']:.3f} ({record['seconds']:.1f} s)")
+    if args.shard:
+        return None
 
-    # 1. epochs
-    epochs = sorted(set(budget["epochs"]))
-    by_epochs = {}
-    for e in epochs:
-        evaluation = eval_config(config, train_scope="full", epochs=e)
-        by_epochs[e] = [train_candidate(g, data, evaluation, data_key, config.seed, cache=cache)["fitness"] for g in genomes]
-        progress(f"{e} epochs: {n} genomes trained ({cache.misses} trained, {cache.hits} cached so far)")
-    chance = 1 / data.num_classes
-    epoch_pairs = []
-    for a, b in itertools.combinations(epochs, 2):
-        stats = pearson(by_epochs[a], by_epochs[b])
-        above = [(x, y) for x, y in zip(by_epochs[a], by_epochs[b]) if x > chance + 1e-9]
-        epoch_pairs.append({"pair": f"e{a}-e{b}", "short": a, "long": b, **stats,
-                            "spearman": _spearman(by_epochs[a], by_epochs[b]),
-                            "short_at_chance": sum(x <= chance + 1e-9 for x in by_epochs[a]),
-                            "r_short_above_chance": pearson([x for x, _ in above], [y for _, y in above])["r"]})
+    # zero-cost proxies (cheap: computed afresh every run, timed here)
+    import torch
 
-    # 2. train scope, on genomes rebuilt by the GPT
-    rates = budget["rates"]
-    scope_genomes = genomes[:n_scope]
-    full, searched, scopes, replaced = {}, {}, {}, {}
-    for rate in rates:
-        rebuilt = reconstruct(scope_genomes, rate, data, seed=config.seed)
-        full[rate], searched[rate], scopes[rate], replaced[rate] = [], [], [], []
-        for result in rebuilt:
-            a = train_candidate(result["genome"], data, eval_config(config, train_scope="full"), data_key, config.seed,
-                                cache=cache)
-            p = train_candidate(result["genome"], data, eval_config(config, train_scope="auto"), data_key, config.seed,
-                                predicted_blocks=result["predicted_blocks"], cache=cache)
-            full[rate].append(a["fitness"])
-            searched[rate].append(p["fitness"])
-            scopes[rate].append(p["train_scope"])
-            replaced[rate].append(len(result["predicted_blocks"]))
-        progress(f"rate {rate}: full vs searched scope on {n_scope} genomes ({cache.misses} trained, {cache.hits} cached)")
-    scope_rows = []
-    for rate in rates:
-        stats = pearson(searched[rate], full[rate])
-        both = [(x, y) for x, y in zip(searched[rate], full[rate]) if not (x <= chance + 1e-9 and y <= chance + 1e-9)]
-        scope_rows.append({"rate": rate, **stats, "spearman": _spearman(searched[rate], full[rate]),
-                           "both_at_chance": n_scope - len(both),
-                           "without_both_at_chance": pearson([x for x, _ in both], [y for _, y in both]),
-                           "scopes": {s: scopes[rate].count(s) for s in sorted(set(scopes[rate]))},
-                           "mean_full": sum(full[rate]) / n_scope, "mean_searched": sum(searched[rate]) / n_scope,
-                           "mean_blocks_replaced": sum(replaced[rate]) / n_scope})
-    heatmap = [[pearson(searched[rp], full[ra])["r"] for ra in rates] for rp in rates]
+    from gptnas_hf.zero_cost import score_genome
 
-    figures = {"epoch_pairs": epoch_pairs, "accuracy_by_epochs": {str(e): v for e, v in by_epochs.items()},
-               "scope_rows": scope_rows, "scope_heatmap": {"rows_p": list(rates), "cols_a": list(rates), "r": heatmap},
-               "full_by_rate": {str(r): v for r, v in full.items()}, "searched_by_rate": {str(r): v for r, v in searched.items()},
-               "trained": cache.misses, "cached": cache.hits}
-    settings = {"budget": args.budget, "genomes": n, "scope_genomes": n_scope, "epochs": epochs,
-                "search_epochs": search_epochs, "rates": list(rates), "recipe": recipe_name(args.budget),
-                "evaluation": {k: v for k, v in eval_config(config).__dict__.items() if k != "progress"},
-                "data": data_key, "threads": torch.get_num_threads(), **clock.info()}
+    zc_data, _ = data_by_key.get(json.dumps(BASE["data"], sort_keys=True)) or _proxy_data(config, args.budget, args.dataset, BASE["data"])
+    for proxy in ZERO_COST:
+        values, times = [], []
+        for genome in genomes:
+            start = time.perf_counter()
+            values.append(score_genome(genome, zc_data, proxy, batch_size=64, seed=config.seed))
+            times.append(time.perf_counter() - start)
+        scores[f"zero-cost {proxy}"], seconds[f"zero-cost {proxy}"] = values, times
+        described[f"zero-cost {proxy}"] = {"proxy": proxy, "batch_size": 64, "data": BASE["data"]}
+    progress(f"{cache.misses} trained, {cache.hits} cached; threads {torch.get_num_threads()}")
+
+    chance = 1 / 10
+    rows = []
+    for name in scores:
+        stats = _rank_stats(scores[name], truth)
+        trained = not name.startswith("zero-cost")
+        rows.append({"name": name, **stats, "seconds_per_candidate": mean(seconds[name]), "settings": described[name],
+                     "at_chance_fraction": (sum(v <= chance + 0.02 for v in scores[name]) / len(genomes)) if trained else None,
+                     "scores": scores[name]})
+    default = next(r for r in rows if r["name"] == "recipe")
+    same_as = [r["name"] for r in rows if r["name"] != "recipe" and r["scores"] == default["scores"]]
+    figures = {
+        "variants": rows, "reference": {"n": len(truth), "settings": reference["settings"], "accuracy": truth},
+        "default_proxy": {"spearman": default["spearman"], "kendall": default["kendall"],
+                          "seconds_per_candidate": default["seconds_per_candidate"], "n": default["n"],
+                          "spearman_p": default["spearman_p"], "same_as": same_as,
+                          "settings": default["settings"], "recipe": recipe_name(args.budget)},
+    }
+    settings = {"budget": args.budget, "recipe": recipe_name(args.budget), "base": BASE, "variants": variants,
+                "zero_cost_batch": 64, "threads": torch.get_num_threads(), **clock.info()}
 
     plt = pyplot()
-    panels = 3 if len(rates) > 1 else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.4))
-    ax = axes[0]
-    longest = epochs[-1]
-    for short, colour in zip(epochs[:-1], ("tab:blue", "tab:orange", "tab:green", "tab:purple")):
-        row = next(r for r in epoch_pairs if r["short"] == short and r["long"] == longest)
-        ax.scatter(by_epochs[short], by_epochs[longest], s=_sizes(by_epochs[short], by_epochs[longest]), color=colour,
-                   alpha=0.6,
-                   label=f"e{short} vs e{longest}: r={fmt(row['r'], '.2f')}, p={fmt(row['p'], '.1e')}")
-    lo = min(min(v) for v in by_epochs.values())
-    hi = max(max(v) for v in by_epochs.values())
-    ax.plot([lo, hi], [lo, hi], color="grey", linestyle=":", linewidth=0.8)
-    ax.set_xlabel("validation top-1, short training; marker area: genomes")
-    ax.set_ylabel(f"validation top-1, {longest} epochs")
-    ax.set_title(f"Table 5 proxy: short vs long training ({n} genomes)", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    ax = axes[1]
-    main_rate = 0.4 if 0.4 in rates else rates[0]
-    row = next(r for r in scope_rows if r["rate"] == main_rate)
-    ax.scatter(full[main_rate], searched[main_rate], s=_sizes(full[main_rate], searched[main_rate]), color="tab:red",
-               alpha=0.7)
-    lo = min(full[main_rate] + searched[main_rate])
-    hi = max(full[main_rate] + searched[main_rate])
-    ax.plot([lo, hi], [lo, hi], color="grey", linestyle=":", linewidth=0.8)
-    ax.set_xlabel("validation top-1, all blocks trained (a); marker area: genomes")
-    ax.set_ylabel("validation top-1, search's scope (p: predicted blocks)")
-    ax.set_title(f"Fig. 4 proxy at mask rate {main_rate}: r={fmt(row['r'], '.2f')}, p={fmt(row['p'], '.1e')}, "
-                 f"n={n_scope}\n{row['both_at_chance']} at chance on both sides; without them r="
-                 f"{fmt(row['without_both_at_chance']['r'], '.2f')}, p={fmt(row['without_both_at_chance']['p'], '.1e')}",
-                 fontsize=8)
-    ax.grid(alpha=0.3)
-    if panels == 3:
-        ax = axes[2]
-        grid = [[float("nan") if v is None else v for v in line] for line in heatmap]
-        image = ax.imshow(grid, vmin=-1, vmax=1, cmap="RdBu_r")
-        labels = [f"{int(r * 10)}" for r in rates]
-        ax.set_xticks(range(len(rates)), [f"a{x}" for x in labels])
-        ax.set_yticks(range(len(rates)), [f"p{x}" for x in labels])
-        for i, line in enumerate(heatmap):
-            for j, v in enumerate(line):
-                ax.text(j, i, fmt(v, ".2f"), ha="center", va="center", fontsize=7)
-        fig.colorbar(image, ax=ax, fraction=0.046)
-        ax.set_title("Pearson r, predicted-only (p) vs all blocks (a)", fontsize=9)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for row in rows:
+        if row["spearman"] is None or row["name"] == "recipe":
+            continue
+        zero = row["name"].startswith("zero-cost")
+        ax.scatter(row["seconds_per_candidate"], row["spearman"], color="tab:green" if zero else "tab:blue", s=36)
+        ax.annotate(row["name"], (row["seconds_per_candidate"], row["spearman"]), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    if default["spearman"] is not None:
+        ax.scatter(default["seconds_per_candidate"], default["spearman"], marker="*", s=220, color="tab:red",
+                   label=f"recipe default ({', '.join(same_as) or 'own settings'})", zorder=5)
+    ax.set_xscale("log")
+    ax.axhline(0.8, color="grey", ls=":", lw=1)
+    ax.set_xlabel("seconds per candidate (log; 1 torch thread)")
+    ax.set_ylabel("Spearman correlation with the reference ranking")
+    ax.set_title(f"Proxy fidelity against the reference ({len(truth)} networks, "
+                 f"{reference['settings']['training']['epochs']} epochs on {reference['settings']['data']['train']} images)",
+                 fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     save_figure(fig, NAME)
 
-    search_pair = next((r for r in epoch_pairs if r["short"] == search_epochs and r["long"] == longest), epoch_pairs[-1])
-    epoch_text = "; ".join(f"{r['pair']} r={fmt(r['r'], '.2f')} (p={fmt(r['p'], '.1e')})" for r in epoch_pairs)
-    scope_text = "; ".join(f"rate {r['rate']:g} r={fmt(r['r'], '.2f')} (p={fmt(r['p'], '.1e')}; "
-                           f"{r['both_at_chance']} at chance on both sides)" for r in scope_rows)
-    headline = (f"{n} genomes: {epoch_text}; predicted-only vs all blocks ({n_scope} genomes): {scope_text}")
-    write_result(NAME, settings, {**figures, "search_pair": search_pair}, headline)
+    best = max((r for r in rows if r["spearman"] is not None and r["name"] != "recipe"), key=lambda r: r["spearman"])
+    headline = (f"{len(truth)} networks vs reference: default proxy ({', '.join(same_as) or 'recipe'}) Spearman "
+                f"{fmt(default['spearman'], '.2f')}, Kendall {fmt(default['kendall'], '.2f')} at "
+                f"{fmt(default['seconds_per_candidate'], '.1f')} s a candidate; best {best['name']} "
+                f"{fmt(best['spearman'], '.2f')} at {fmt(best['seconds_per_candidate'], '.1f')} s; "
+                + ", ".join(f"{r['name']} {fmt(r['spearman'], '.2f')}" for r in rows
+                            if r["name"].startswith("zero-cost")))
+    write_result(NAME, settings, figures, headline)
     return figures
 
 

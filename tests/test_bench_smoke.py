@@ -23,7 +23,8 @@ EXPECTED = {
     "eval_speed": ("scopes", "reconstruction_batch_30", "device"),
     "gpt_quality": ("variants", "families"),
     "mask_rate": ("rows", "best_rate"),
-    "fidelity": ("epoch_pairs", "scope_rows"),
+    "reference_ranking": ("networks", "at_chance_fraction", "hand_designed_mean"),
+    "fidelity": ("variants", "default_proxy", "reference"),
     "with_without_gpt": ("settings", "pairs"),
 }
 

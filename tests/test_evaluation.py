@@ -109,21 +109,50 @@ def test_trainable_parameters_per_scope():
     assert ids(trainable_parameters(net, "bn")) == bn | head
     assert ids(trainable_parameters(net, "predicted", [1])) == block1 | head
     assert ids(trainable_parameters(net, "predicted", [])) == head
-    assert ids(trainable_parameters(net, "auto", [1])) == block1 | head
-    assert ids(trainable_parameters(net, "auto")) == bn | head
+    assert ids(trainable_parameters(net, "paper", [1])) == block1 | head
+    assert ids(trainable_parameters(net, "paper")) == bn | head
     assert all(p.requires_grad for p in net.parameters())  # pure: flags untouched
 
-    assert resolve_train_scope(net, "auto", [1]) == "predicted"
-    assert resolve_train_scope(net, "auto", []) == "bn"
-    assert resolve_train_scope(_net(bn=False), "auto", []) == "full"  # neither rule applies
+    assert resolve_train_scope(net, "paper", [1]) == "predicted"
+    assert resolve_train_scope(net, "paper", []) == "bn"
+    assert resolve_train_scope(_net(bn=False), "paper", []) == "full"  # neither rule applies
     pooled = _net(pool_block=True)
-    assert resolve_train_scope(pooled, "auto", [3]) == "bn"  # a predicted block without parameters
+    assert resolve_train_scope(pooled, "paper", [3]) == "bn"  # a predicted block without parameters
+    assert resolve_train_scope(net, "auto", [1]) == "auto"
     with pytest.raises(IndexError):
         trainable_parameters(net, "predicted", [7])
     with pytest.raises(ValueError):
         resolve_train_scope(net, "everything")
     with pytest.raises(ValueError):
         EvalConfig(train_scope="everything")
+
+
+def test_auto_scope_trains_the_same_share_rebuilt_or_not():
+    """The fair scope: predicted blocks first, then seeded others, up to the share; a rebuilt
+    and a not-rebuilt individual train about the same share (the paper's rule does not)."""
+    from gptnas_hf.evaluation import fair_blocks
+    from gptnas_hf.search_space import build_network, sample_genome
+
+    def share(net, params):
+        return sum(p.numel() for p in params) / sum(p.numel() for p in net.parameters())
+
+    paper_gap, auto_gap = [], []
+    for seed in range(12):
+        net = build_network(sample_genome(seed, 10, 16, (16, 32), 3), in_channels=3, num_classes=10)
+        heavy = max(range(len(net.blocks)), key=lambda i: sum(p.numel() for p in net.blocks[i].parameters()))
+        predicted = [i for i in range(len(net.blocks)) if i % 4 == 1 and i != heavy][:2]
+        chosen = fair_blocks(net, predicted, 0.25, seed)
+        assert set(predicted) <= set(chosen) and chosen == fair_blocks(net, predicted, 0.25, seed)
+        assert fair_blocks(net, [], 0.25, seed) != fair_blocks(net, [], 0.25, seed + 1) or len(net.blocks) < 3
+        rebuilt = share(net, trainable_parameters(net, "auto", predicted, 0.25, seed))
+        untouched = share(net, trainable_parameters(net, "auto", [], 0.25, seed))
+        assert untouched >= 0.25 - 1e-9 or fair_blocks(net, [], 0.25, seed) == list(range(len(net.blocks)))
+        auto_gap.append(abs(rebuilt - untouched))
+        paper_gap.append(share(net, trainable_parameters(net, "paper", predicted)) - share(net, trainable_parameters(net, "paper", [])))
+    assert sum(auto_gap) / len(auto_gap) < sum(paper_gap) / len(paper_gap)
+    assert sum(auto_gap) / len(auto_gap) < 0.15
+    with pytest.raises(ValueError, match="auto_share"):
+        EvalConfig(auto_share=0.0)
 
 
 def test_full_scope_learns_digits(digits):
@@ -142,6 +171,7 @@ def test_full_scope_learns_digits(digits):
     "scope, predicted, trained_prefixes",
     [("bn", (), ("blocks.0.1.", "blocks.1.1.", "blocks.2.1.", "head.")),
      ("predicted", (1,), ("blocks.1.", "head.")),
+     ("paper", (2,), ("blocks.2.", "head.")),
      ("auto", (2,), ("blocks.2.", "head."))],
 )
 def test_scopes_only_change_their_parameters(digits, scope, predicted, trained_prefixes):
