@@ -287,6 +287,7 @@ def retrain_data_settings(search_data: Mapping, retrain: Mapping) -> dict:
     """The data settings of a final training: the search's, less the subsets the search used
     (:data:`SEARCH_SUBSET_KEYS`: the full training and test splits), then ``retrain.data``."""
     settings = {k: v for k, v in search_data.items() if k not in SEARCH_SUBSET_KEYS}
+    settings["train_subset_fraction"] = 1.0  # not None: a preset's own subset (imagenet-1k: 10%) would apply
     settings.update(retrain.get("data") or {})
     check_fields(DataConfig, settings, "retrain.data", DATA_CHECKS)
     return settings

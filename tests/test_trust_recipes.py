@@ -142,6 +142,18 @@ def test_a_bad_gpt_training_recipe_is_one_clear_line(tmp_path, capsys, case):
     assert not (tmp_path / "out").exists()
 
 
+def test_the_final_training_drops_the_search_subsets():
+    from gptnas_hf.recipe_config import retrain_data_settings
+
+    search = yaml.safe_load((REPO / "recipes" / "search-imagenet.yaml").read_text())["data"]
+    assert retrain_data_settings(search, {}) == {"image_size": 224, "train_subset_fraction": 1.0}  # not the 10%
+    assert retrain_data_settings({"max_train_per_class": 250, "max_test": 2000, "val_fraction": 0.2},
+                                 {"data": {"max_test": 500}}) == {"val_fraction": 0.2, "train_subset_fraction": 1.0,
+                                                                  "max_test": 500}
+    with pytest.raises(RecipeError, match="retrain.data.image_size: must be at least 1"):
+        retrain_data_settings({}, {"data": {"image_size": 0}})
+
+
 def test_training_arguments_errors_name_the_section(tmp_path):
     with pytest.raises(RecipeError, match="training: .*lr_scheduler_type|training: .*bogus"):
         check_training_arguments({"output_dir": str(tmp_path), "lr_scheduler_type": "bogus"})
