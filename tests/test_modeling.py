@@ -62,8 +62,8 @@ def test_windows_follow_eq_2():
     blocks = [-100] + list(range(13)) + [-100]
     windows = list(network_windows(ids, blocks, 10, pad_id=0))
     assert len(windows) == len(ids) - 10
-    first_ids, mask, labels, block = windows[0]
-    assert first_ids == ids[:11] and mask == [1] * 11 and block == blocks[10]
+    first_ids, mask, labels, block, locations = windows[0]
+    assert first_ids == ids[:11] and mask == [1] * 11 and block == blocks[10] and locations == [0] * 11
     short = list(network_windows([1, 5, 6, 2], [-100, 3, 4, -100], 10, pad_id=0))
     assert len(short) == 1 and short[0][1] == [1] * 4 + [0] * 7 and short[0][2][4:] == [-100] * 7
 
@@ -89,3 +89,49 @@ def test_registered_with_the_auto_classes():
     assert AutoConfig.for_model("gptnas").__class__ is GPTNASConfig
     model = AutoModelForCausalLM.from_config(GPTNASConfig(vocab_size=30, n_embd=16, n_layer=1, n_head=2))
     assert isinstance(model, GPTNASForArchitectureModeling)
+
+
+# -- location input (Algorithm 1's "location information") ------------------------------------
+def test_location_ids_are_relative_depth_buckets():
+    from gptnas_hf.configuration_gptnas import location_id
+
+    assert [location_id(i, 8, 4) for i in range(8)] == [1, 1, 2, 2, 3, 3, 4, 4]
+    assert location_id(0, 1, 8) == 1 and location_id(99, 10, 8) == 8 and location_id(3, 10, 0) == 0
+
+
+def test_a_location_model_reads_locations_and_round_trips(tmp_path):
+    model = tiny_model(location_buckets=8).eval()
+    ids = torch.randint(5, 60, (2, 11))
+    with pytest.raises(ValueError, match="location_ids"):
+        model(input_ids=ids)
+    early, late = torch.ones_like(ids), torch.full_like(ids, 8)
+    a = model(input_ids=ids, location_ids=early, return_block_logits=True)
+    b = model(input_ids=ids, location_ids=late, return_block_logits=True)
+    assert not torch.allclose(a.logits, b.logits) and not torch.allclose(a.block_logits, b.block_logits)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForCausalLM.from_pretrained(str(tmp_path)).eval()
+    assert loaded.config.location_buckets == 8
+    assert torch.equal(loaded(input_ids=ids, location_ids=early).logits, a.logits)
+    with pytest.raises(ValueError, match="at most 11 layers"):
+        model(input_ids=torch.randint(5, 60, (1, 12)), location_ids=torch.ones(1, 12, dtype=torch.long))
+
+
+def test_windows_carry_the_location_of_each_layer():
+    tokenizer = AutoTokenizer.from_pretrained(gptnas_hf.DEFAULT_MODEL)
+    corpus = zoo_corpus(["resnet18"], progress=False)
+    data = windows_dataset(corpus, tokenizer, 10, GPTNASConfig().block_labels, location_buckets=4)
+    blocks = corpus[0]["block_index"]
+    n = max(blocks) + 1
+    first, last = data[0]["location_ids"], data[len(data) - 1]["location_ids"]
+    assert first[0] == 0 and first[1:] == [1 + min(3, 4 * b // n) for b in blocks[:10]]
+    assert last[-1] == 0 and last[-2] == 4  # </s>, then the last layer in the last bucket
+    assert "location_ids" not in windows_dataset(corpus, tokenizer, 10, GPTNASConfig().block_labels).column_names
+
+
+def test_tokenizer_and_model_agree_on_the_window():
+    tokenizer = AutoTokenizer.from_pretrained(gptnas_hf.DEFAULT_MODEL)
+    model = GPTNASForArchitectureModeling.from_pretrained(gptnas_hf.DEFAULT_MODEL)
+    assert tokenizer.model_max_length == model.config.n_positions == model.config.window_size + 1
+    text = " ".join(["ReLU"] * 30)
+    cut = tokenizer(text, truncation=True)["input_ids"]
+    assert len(cut) == model.config.n_positions
