@@ -74,15 +74,14 @@ def cmd_corpus(args) -> int:
 def cmd_tokenizer(args) -> int:
     import datasets
 
-    from .corpora.nasbench101 import nasbench101_corpus
-    from .corpora.zoo import zoo_corpus
     from .tokenization_gptnas import build_tokenizer_from_corpora
+    from .training import VOCABULARY_RECIPES, tokenizer_from_recipes
 
     if args.corpus:
         corpora = [datasets.load_from_disk(str(Path(args.corpus) / name)) for name in ("zoo", "nasbench101")]
+        tokenizer = build_tokenizer_from_corpora(*corpora)
     else:
-        corpora = [zoo_corpus(), nasbench101_corpus(num_cells=args.nasbench_cells, seed=args.seed)]
-    tokenizer = build_tokenizer_from_corpora(*corpora)
+        tokenizer = tokenizer_from_recipes(args.recipe or VOCABULARY_RECIPES)
     tokenizer.save_pretrained(args.out)
     print(f"{len(tokenizer)} tokens ({len(tokenizer) - len(tokenizer.all_special_tokens)} layer types) -> {args.out}")
     return 0
@@ -234,11 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_corpus)
 
-    p = sub.add_parser("tokenizer", help="build the layer-type tokenizer from the corpora")
+    p = sub.add_parser("tokenizer", help="build the layer-type tokenizer from the training corpora of recipes")
     p.add_argument("--out", default="tokenizer")
-    p.add_argument("--corpus", default=None, help="a directory written by 'gptnas corpus' (default: trace afresh)")
-    p.add_argument("--nasbench-cells", type=int, default=5000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--recipe", action="append", default=None,
+                   help="a GPT training recipe whose corpus the vocabulary covers (repeatable; default: "
+                        "recipes/pretrain-cpu.yaml and recipes/finetune-cpu.yaml)")
+    p.add_argument("--corpus", default=None, help="instead: a directory written by 'gptnas corpus'")
     p.set_defaults(func=cmd_tokenizer)
 
     p = sub.add_parser("train", help="pre-train or fine-tune the architecture GPT from a recipe")

@@ -65,3 +65,30 @@ def test_corpus_and_tokenizer_commands(capsys, tmp_path):
     assert code == 0 and "layer types" in out
     tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
     assert tokenizer.convert_tokens_to_ids("pool_avg_global") != tokenizer.unk_token_id
+
+
+def test_tokenizer_from_recipes_covers_their_corpora(capsys, tmp_path):
+    from transformers import AutoTokenizer
+
+    from gptnas_hf.training import load_corpus
+
+    recipes = []
+    for name, corpus in (("pre", [{"source": "nasbench101", "num_cells": 4, "seed": 0},
+                                  {"source": "nasbench101", "num_cells": 4, "seed": 1, "stem_channels": 16}]),
+                         ("fine", {"source": "zoo", "networks": ["resnet18", "shufflenet_v2_x0_5"], "input_sizes": [224, 32],
+                                   "width_multipliers": [1.0, 0.5]})):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(__import__("yaml").safe_dump({"name": name, "corpus": corpus, "training": {"output_dir": str(tmp_path)}}))
+        recipes.append(path)
+    code, out, _ = run(capsys, "tokenizer", "--recipe", str(recipes[0]), "--recipe", str(recipes[1]),
+                       "--out", str(tmp_path / "tok"))
+    assert code == 0 and "layer types" in out
+    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
+    fine = load_corpus({"source": "zoo", "networks": ["resnet18", "shufflenet_v2_x0_5"], "input_sizes": [224, 32],
+                        "width_multipliers": [1.0, 0.5]})
+    assert fine.num_rows == 2 * 2 + 1 * 2  # resnet18 has no width knob; shufflenet at two widths
+    types = {t for row in fine["types"] for t in row}
+    assert all(tokenizer.convert_tokens_to_ids(t) != tokenizer.unk_token_id for t in types)
+    assert len(tokenizer) - 5 == len(types | {t for row in load_corpus(
+        [{"source": "nasbench101", "num_cells": 4, "seed": 0},
+         {"source": "nasbench101", "num_cells": 4, "seed": 1, "stem_channels": 16}])["types"] for t in row})

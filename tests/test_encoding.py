@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from gptnas_hf.encoding import BLOCK_LABELS, LayerRecord, layer_type, trace, width_bucket
+from gptnas_hf.encoding import BLOCK_LABELS, LayerRecord, layer_type, trace
 
 CONV_TEXT = "id:1;in_size:32-32-3;out_size:32-32-3;kernel:1-1;stride:1-1;padding:0-0-0-0;dilation:1;groups:1;bias_used:No"
 POOL_TEXT = "id:2;type:Max;in_size:32-32-3;out_size:16-16-3;kernel:2-2;stride:2-2;padding:1-0-1-0;dilation:1;bias_used:No"
@@ -66,13 +66,8 @@ def test_empty_text_is_rejected():
 def test_layer_type_drops_id_and_spatial_sizes():
     a = LayerRecord.from_text(CONV_TEXT)
     b = LayerRecord.from_text(CONV_TEXT.replace("id:1", "id:9").replace("32-32-3", "8-8-3"))
-    assert layer_type(a) == layer_type(b) == "conv_k1x1_s1_p0_d1_g1_nobias_w16"
+    assert layer_type(a) == layer_type(b) == "conv_k1x1_s1_p0_d1_g1_nobias_x1"
     assert layer_type(LayerRecord.from_text(POOL_TEXT)) == "pool_max_k2x2_s2_p1-0-1-0"
-
-
-def test_width_buckets_are_monotone():
-    assert width_bucket(3) == 16 and width_bucket(17) == 24 and width_bucket(64) == 64
-    assert width_bucket(65) == 96 and width_bucket(5000) == 2048
 
 
 class _Tiny(nn.Module):

@@ -19,22 +19,26 @@ def test_shipped_tokenizer_loads_with_auto_tokenizer(tokenizer):
     assert tokenizer.convert_ids_to_tokens(list(range(len(SPECIAL_TOKENS)))) == list(SPECIAL_TOKENS)
     assert (tokenizer.pad_token, tokenizer.bos_token, tokenizer.eos_token, tokenizer.unk_token, tokenizer.mask_token) == SPECIAL_TOKENS
     types = tokenizer.convert_ids_to_tokens(list(range(len(SPECIAL_TOKENS), len(tokenizer))))
-    assert types == sorted(types) and len(types) > 100
+    assert types == sorted(types) and len(types) > 40
+    assert tokenizer.model_max_length == 11 and tokenizer.truncation_side == "left"
 
 
 def test_unk_rate_is_zero_over_the_zoo_and_a_fresh_nasbench_sample(tokenizer):
-    for row in zoo_corpus(progress=False):
+    """The vocabulary holds every type of the training corpora: no unseen type, no backoff."""
+    for row in zoo_corpus(progress=False, input_sizes=(224, 32)):
         assert unk_rate(tokenizer, row["types"]) == 0.0, row["name"]
-    # another seed than the one the vocabulary was built from
-    for row in nasbench101_corpus(num_cells=150, seed=12345, progress=False):
+    # another seed than the one the vocabulary was built from, at both stem widths
+    for row in nasbench101_corpus(num_cells=100, seed=12345, progress=False):
+        assert unk_rate(tokenizer, row["layers"]) == 0.0, row["name"]
+    for row in nasbench101_corpus(num_cells=60, seed=54321, progress=False, stem_channels=16):
         assert unk_rate(tokenizer, row["layers"]) == 0.0, row["name"]
 
 
 def test_unknown_types_map_to_unk_and_count(tokenizer):
-    text = architecture_text(["ReLU", "conv_k9x9_s1_p4_d1_g1_nobias_w64", "BatchNorm2d"])
+    text = architecture_text(["ReLU", "conv_k9x9_s1_p4_d1_g1_nobias_x4", "BatchNorm2d"])
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert ids[1] == tokenizer.unk_token_id and tokenizer.unk_token_id not in (ids[0], ids[2])
-    assert unk_rate(tokenizer, ["ReLU", "conv_k9x9_s1_p4_d1_g1_nobias_w64"]) == 0.5
+    assert unk_rate(tokenizer, ["ReLU", "conv_k9x9_s1_p4_d1_g1_nobias_x4"]) == 0.5
 
 
 def test_build_is_deterministic_and_round_trips(tmp_path):
