@@ -74,6 +74,8 @@ SEARCH_CHECKS = {
     "crossover_rate": UNIT, "mutation_rate": UNIT, "min_blocks": POSITIVE, "max_blocks": POSITIVE,
     "widths": (lambda v: len(v) > 0 and all(1 <= w <= MAX_WIDTH for w in v), f"a non-empty list of widths in 1..{MAX_WIDTH}"),
     "max_downsamples": NON_NEGATIVE, "initial_mask_rate": UNIT, "window_size": POSITIVE,
+    "reconstruction_method": (lambda v: v in ("likelihood", "predict"), "'likelihood' or 'predict'"),
+    "reconstruction_temperature": (lambda v: v > 0, "a positive number"),
     "max_parameters": POSITIVE, "max_activations": POSITIVE, "min_val_images": POSITIVE,
     "strategy": (lambda v: v in STRATEGIES, "a registered strategy (ga, random, ...)"),
 }
@@ -96,6 +98,9 @@ class SearchConfig:
     model: str | None = None  # architecture GPT checkpoint; None: the shipped default
     initial_mask_rate: float = DEFAULT_INITIAL_MASK_RATE
     window_size: int | None = None
+    reconstruction_method: str = "likelihood"  # the pipeline's method: "likelihood" | "predict" (the paper's)
+    reconstruction_sampling: bool = False  # sample the new blocks (at reconstruction_temperature) instead of greedy
+    reconstruction_temperature: float = 1.0
     dataset: str = "cifar10"
     data: dict = field(default_factory=dict)  # recipe_config.DataConfig keys: load_image_data options
     evaluation: dict = field(default_factory=dict)  # EvalConfig keys
@@ -424,6 +429,8 @@ class NASSearcher:
             results = self.reconstructor(
                 [g for g, _ in proposals], mask_rate=rate,
                 seed=_seed_for(self.config.seed, "gpt", generation), window_size=self.config.window_size,
+                method=self.config.reconstruction_method, do_sample=self.config.reconstruction_sampling,
+                temperature=float(self.config.reconstruction_temperature),
                 image_size=self.data.image_size, in_channels=self.data.channels,
             )
             for candidate, result in zip(pending, results):
