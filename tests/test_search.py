@@ -227,3 +227,31 @@ def test_two_processes_under_accelerate_launch_split_a_generation_and_agree(tmp_
     assert {r["process"] for r in records(tmp_path / "two")} == {0, 1}  # both processes trained candidates
     assert key(records(tmp_path / "two")) == key(records(tmp_path / "one"))
     assert (tmp_path / "two" / "best_genome.json").read_text() == (tmp_path / "one" / "best_genome.json").read_text()
+
+
+def test_prefilter_trains_only_the_top_share_and_records_the_rest_untrained(tmp_path, digits):
+    config = SearchConfig.from_dict({**TINY, "use_gpt": False, "population_size": 6, "generations": 2,
+                                     "prefilter": "naswot", "prefilter_keep": 0.5, "output_dir": str(tmp_path / "run")})
+    result = NASSearcher(config, dataset=digits).run()
+    rows = records(tmp_path / "run")
+    for generation in (1, 2):
+        mine = [r for r in rows if r["generation"] == generation]
+        skipped = [r for r in mine if r["status"] == "prefiltered"]
+        trained = [r for r in mine if r["status"] == "ok"]
+        assert skipped and len(trained) <= 3
+        assert all(r["seconds"] == 0.0 and r["fitness"] == 0.0 and r["proxy"] == "naswot" for r in skipped)
+        # the trained ones are the best proxy scores of the generation
+        scores = {r["hash"]: r["proxy_score"] for r in skipped}
+        from gptnas_hf.search.searcher import _seed_for
+        from gptnas_hf.zero_cost import score_genome
+
+        for r in trained:
+            s = score_genome(Genome(r["genome"]), digits, "naswot", seed=_seed_for(0, r["hash"]))
+            assert all(s >= v for v in scores.values() if v == v)
+    assert all(r["status"] == "ok" for r in rows if r["generation"] == 0)  # the initial population is trained
+    best = next(r for r in rows if r["hash"] == result.best_genome.hash())
+    assert best["status"] == "ok"
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "left untrained by the naswot pre-filter" in report and "Failed candidates" not in report
+    with pytest.raises(ValueError, match="prefilter"):
+        SearchConfig.from_dict({**TINY, "prefilter": "magic"})

@@ -68,7 +68,8 @@ def write_reports(output_dir: Path, config, state: dict, population, records: li
     strategy = config.strategy.upper() if config.strategy == "ga" else config.strategy.capitalize()
     setting = f"{strategy}{'+GPT' if config.use_gpt else ''}"
     plot_progress(state["history"], records, output_dir / "progress.png", f"{setting} on {config.dataset}")
-    failures = [r for r in records if r["status"] != "ok"]
+    failures = [r for r in records if r["status"] not in ("ok", "prefiltered")]
+    prefiltered = sum(r["status"] == "prefiltered" for r in records)
     elapsed = time.time() - state.get("started", time.time())
     lines = [
         f"# Search report: {setting} on {config.dataset}",
@@ -78,7 +79,9 @@ def write_reports(output_dir: Path, config, state: dict, population, records: li
         f"- strategy: {config.strategy}, population {config.population_size}, generations {config.generations}, "
         f"GPT reconstruction: {'on, initial mask rate ' + str(config.initial_mask_rate) if config.use_gpt else 'off'}",
         f"- evaluations: {len(records)} ({sum(r['reconstructed'] for r in records)} rebuilt by the GPT, "
-        f"{len(failures)} failed), {sum(r['seconds'] for r in records):.0f} s of training, {elapsed:.0f} s wall",
+        f"{len(failures)} failed"
+        + (f", {prefiltered} left untrained by the {config.prefilter} pre-filter" if prefiltered else "")
+        + f"), {sum(r['seconds'] for r in records):.0f} s of training, {elapsed:.0f} s wall",
         f"- best validation top-1: **{best.fitness:.4f}** ({best_record.get('parameters', 0):,} parameters, "
         f"{len(best.genome)} blocks)",
         "",

@@ -76,6 +76,8 @@ SEARCH_CHECKS = {
     "max_downsamples": NON_NEGATIVE, "initial_mask_rate": UNIT, "window_size": POSITIVE,
     "reconstruction_method": (lambda v: v in ("likelihood", "predict"), "'likelihood' or 'predict'"),
     "reconstruction_temperature": (lambda v: v > 0, "a positive number"),
+    "prefilter": (lambda v: v is None or v in ("naswot", "synflow", "grad_norm"), "null, naswot, synflow or grad_norm"),
+    "prefilter_keep": (lambda v: 0 < v <= 1, "a share in (0, 1]"),
     "max_parameters": POSITIVE, "max_activations": POSITIVE, "min_val_images": POSITIVE,
     "strategy": (lambda v: v in STRATEGIES, "a registered strategy (ga, random, ...)"),
 }
@@ -101,6 +103,8 @@ class SearchConfig:
     reconstruction_method: str = "likelihood"  # the pipeline's method: "likelihood" | "predict" (the paper's)
     reconstruction_sampling: bool = False  # sample the new blocks (at reconstruction_temperature) instead of greedy
     reconstruction_temperature: float = 1.0
+    prefilter: str | None = None  # a zero-cost proxy (naswot, synflow, grad_norm) ranking the offspring; None: off
+    prefilter_keep: float = 0.5  # the share of each generation's offspring trained when prefilter is on
     dataset: str = "cifar10"
     data: dict = field(default_factory=dict)  # recipe_config.DataConfig keys: load_image_data options
     evaluation: dict = field(default_factory=dict)  # EvalConfig keys
@@ -241,6 +245,14 @@ def _checkpoint_id(model) -> str | None:
                 digest.update((path / name).read_bytes())
         return "sha256:" + digest.hexdigest()[:16]
     return str(model)
+
+
+def _needs_training(record: dict | None, generation: int) -> bool:
+    """A candidate is trained unless this run has a record of it; a genome the pre-filter left
+    untrained in an earlier generation is considered again (in its own generation it stays so)."""
+    if record is None:
+        return True
+    return record.get("status") == "prefiltered" and record.get("generation") != generation
 
 
 def _seed_for(*parts) -> int:
@@ -476,7 +488,10 @@ class NASSearcher:
 
         distributed = self._distributed()
         pending = state["pending"]
-        todo = [i for i, c in enumerate(pending) if Genome.from_json(c["genome"]).hash() not in cache]
+        todo = [i for i, c in enumerate(pending) if _needs_training(cache.get(Genome.from_json(c["genome"]).hash()),
+                                                                    state["generation"])]
+        if self.config.prefilter and state["generation"] > 0 and todo:
+            todo = self._prefilter(pending, todo, state["generation"], cache)
         mine = todo[distributed.process_index::distributed.num_processes]
         bar = tqdm(total=len(pending), initial=len(pending) - len(todo), disable=not self.config.progress
                    or not distributed.is_main_process, desc=f"generation {state['generation']}", unit="net")
@@ -499,6 +514,45 @@ class NASSearcher:
                                           reconstructed=candidate["reconstructed"], origin=candidate["origin"],
                                           meta={"parameters": record["parameters"]}))
         return individuals
+
+    def _prefilter(self, pending: list[dict], todo: list[int], generation: int, cache: dict) -> list[int]:
+        """Rank the offspring still to train by the zero-cost proxy ``prefilter`` and keep the top
+        ``prefilter_keep`` share of the generation; the others are recorded untrained (status
+        ``prefiltered``, fitness 0, their ``proxy_score``): never selected over a trained one,
+        never reported as trained. Every process computes the same ranking (seeded)."""
+        import math
+
+        from ..zero_cost import score_genome
+
+        distributed = self._distributed()
+        keep = max(1, math.ceil(self.config.prefilter_keep * len(pending)))
+        trained_already = sum(cache.get(Genome.from_json(c["genome"]).hash(), {}).get("status", "prefiltered")
+                              != "prefiltered" for c in pending)
+        scores = {}
+        for index in todo:
+            genome = Genome.from_json(pending[index]["genome"])
+            score = score_genome(genome, self.data, self.config.prefilter, seed=_seed_for(self.config.seed, genome.hash()))
+            scores[index] = score if score == score else float("-inf")  # NaN ranks last
+        ranked = sorted(todo, key=lambda i: (-scores[i], i))
+        chosen = set(ranked[:max(0, keep - trained_already)])
+        for index in todo:
+            if index in chosen:
+                continue
+            genome = Genome.from_json(pending[index]["genome"])
+            candidate = pending[index]
+            record = {"hash": genome.hash(), "key": self.evaluation_key, "genome": genome.to_list(),
+                      "generation": generation, "origin": candidate["origin"], "reconstructed": candidate["reconstructed"],
+                      "predicted_blocks": candidate["predicted_blocks"], "mask_rate": candidate["mask_rate"],
+                      "proposed_hash": candidate["proposed_hash"], "process": distributed.process_index,
+                      "fitness": 0.0, "top5": 0.0, "parameters": 0, "trainable_parameters": 0, "train_scope": "",
+                      "status": "prefiltered", "proxy": self.config.prefilter, "proxy_score": scores[index],
+                      "reason": f"not trained: {self.config.prefilter} score {scores[index]:.4g} outside the top "
+                                f"{self.config.prefilter_keep:.0%} of the generation", "seconds": 0.0,
+                      "images_per_second": 0.0}
+            if distributed.is_main_process:
+                self._append_evaluation(record)
+            cache[record["hash"]] = record
+        return [i for i in todo if i in chosen]
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> SearchResult:
