@@ -18,6 +18,11 @@ class GPTNASConfig(GPT2Config):
         fcn_dropout: dropout inside the FCN.
         block_loss_weight: weight of the block-classification loss beside the next-layer loss.
         mask_token_id: id of the tokenizer's mask token.
+        location_buckets: Algorithm 1's "location information": each token also carries where its
+            layer sits in the network, as relative depth (the index of its block over the
+            network's block count) in this many equal buckets, through a learned embedding added
+            to the token's (ids 1..location_buckets; 0 for special tokens and padding). 0 turns it
+            off. See :func:`location_id`.
         Other arguments are ``GPT2Config``'s; ``n_positions`` defaults to ``window_size + 1``.
     """
 
@@ -41,6 +46,7 @@ class GPTNASConfig(GPT2Config):
         eos_token_id: int = 2,
         unk_token_id: int = 3,
         mask_token_id: int = 4,
+        location_buckets: int = 0,
         **kwargs,
     ):
         if window_size < 1:
@@ -53,6 +59,9 @@ class GPTNASConfig(GPT2Config):
         self.block_loss_weight = block_loss_weight
         self.unk_token_id = unk_token_id
         self.mask_token_id = mask_token_id
+        if location_buckets < 0:
+            raise ValueError(f"location_buckets must be >= 0, got {location_buckets}")
+        self.location_buckets = location_buckets
         kwargs.setdefault("tie_word_embeddings", True)
         super().__init__(
             vocab_size=vocab_size,
@@ -69,3 +78,12 @@ class GPTNASConfig(GPT2Config):
     @property
     def num_block_labels(self) -> int:
         return len(self.block_labels)
+
+
+def location_id(block_index: int, num_blocks: int, buckets: int) -> int:
+    """The location id of a layer in block ``block_index`` (0-based) of a network of
+    ``num_blocks`` blocks: ``1 + floor(buckets * block_index / num_blocks)``, in 1..buckets."""
+    if buckets <= 0:
+        return 0
+    num_blocks = max(int(num_blocks), 1)
+    return 1 + min(buckets - 1, max(0, int(buckets * int(block_index) / num_blocks)))

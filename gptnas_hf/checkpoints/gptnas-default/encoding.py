@@ -13,10 +13,9 @@ Padding is ``top-bottom-left-right``.
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -27,7 +26,11 @@ __all__ = [
     "BLOCK_LABELS",
     "OTHER_LABEL",
     "layer_type",
-    "width_bucket",
+    "width_ratio",
+    "canonical_other",
+    "OTHER_FAMILIES",
+    "type_distance",
+    "nearest_type",
     "trace",
     "register_block_class",
     "block_label_of",
@@ -164,16 +167,46 @@ def _parse_field(key: str, raw: str, text: str):
 
 
 # -- layer types (tokens) ------------------------------------------------------------------
-WIDTH_BUCKETS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+#: Widths are written relative to the layer's input: out/in channels rounded to the nearest power
+#: of two, clamped to this range. A ResNet at 64..2048 channels and the same stack at 8..32 read
+#: alike, so what the GPT learns on the zoo (224 px, wide) applies to the search's narrow genomes.
+RATIO_RANGE = (-6, 6)  # log2 of the smallest and largest ratio: x1/64 .. x64
+
+#: "Other" layers (activations, norms, dropout) are written as the class that stands for their
+#: family, so torchvision's many activations and norms share a few well-trained tokens; the
+#: Table-1 text keeps the real class name. A class not listed is written as itself.
+OTHER_FAMILIES: dict[str, tuple[str, ...]] = {
+    "ReLU": ("ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "CELU", "SELU", "Threshold"),
+    "SiLU": ("SiLU", "Hardswish", "GELU", "Mish", "Softplus"),
+    "Sigmoid": ("Sigmoid", "Hardsigmoid", "LogSigmoid"),
+    "Tanh": ("Tanh", "Hardtanh", "Softsign", "Tanhshrink"),
+    "BatchNorm2d": ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "LazyBatchNorm2d"),
+    "LayerNorm": ("LayerNorm", "LayerNorm2d", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
+                  "LocalResponseNorm", "RMSNorm"),
+    "Dropout": ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout",
+                "StochasticDepth"),
+    "Softmax": ("Softmax", "Softmax2d", "LogSoftmax"),
+}
+_OTHER_CANONICAL = {name: family for family, names in OTHER_FAMILIES.items() for name in names}
+#: families an unseen "other" type may back off to (activation to activation, norm to norm)
+_OTHER_CATEGORY = {"ReLU": "activation", "SiLU": "activation", "Sigmoid": "gate", "Tanh": "gate",
+                   "BatchNorm2d": "norm", "LayerNorm": "norm", "Dropout": "regulariser", "Softmax": "gate"}
 
 
-def width_bucket(channels: int) -> int:
-    """The smallest bucket edge that holds ``channels``: two buckets per octave (``2^n`` and
-    ``1.5 * 2^n``) from 16 to 2048, wider maps to 2048. Widths live on a log scale."""
-    for edge in WIDTH_BUCKETS:
-        if channels <= edge:
-            return edge
-    return WIDTH_BUCKETS[-1]
+def width_ratio(in_channels: int, out_channels: int) -> str:
+    """``out / in`` as a power of two (nearest in log scale, within :data:`RATIO_RANGE`):
+    ``x1``, ``x2``, ``x1/4``, ..."""
+    import math
+
+    exponent = round(math.log2(max(out_channels, 1) / max(in_channels, 1)))
+    exponent = min(max(exponent, RATIO_RANGE[0]), RATIO_RANGE[1])
+    return f"x{2 ** exponent}" if exponent >= 0 else f"x1/{2 ** -exponent}"
+
+
+def canonical_other(name: str) -> str:
+    """The token of an "other" layer class: its family's representative (``ReLU6`` ->
+    ``ReLU``, ``GroupNorm`` -> ``LayerNorm``), or the class name itself."""
+    return _OTHER_CANONICAL.get(name, name)
 
 
 def _groups_relation(record: LayerRecord) -> str:
@@ -185,30 +218,33 @@ def _groups_relation(record: LayerRecord) -> str:
 
 
 def layer_type(record: LayerRecord) -> str:
-    """The record without ``id`` and spatial sizes: what becomes one token.
+    """The record without ``id`` and spatial sizes, widths relative: what becomes one token.
 
-    * conv:  ``conv_k{kh}x{kw}_s{s}_p{pad}_d{d}_{g1|dw|grouped}_{bias|nobias}_w{bucket}``
-    * pool:  ``pool_{max|avg}_k{kh}x{kw}_s{s}_p{pad}`` or ``pool_{max|avg}_global`` when the output is 1x1
-    * fc:    ``fc_w{bucket}``
-    * other: ``{name}`` (the layer class: ``BatchNorm2d``, ``ReLU``, ``SiLU``, ...)
+    * conv:  ``conv_k{kh}x{kw}_s{s}_p{pad}_d{d}_{g1|dw|grouped}_{bias|nobias}_x{out/in}``
+    * pool:  ``pool_{max|avg}_k{kh}x{kw}_s{s}_p{pad}``, or ``pool_{max|avg}_global`` for a pool
+      to 1x1 (an adaptive pool to 1x1 is global even on a 1x1 map)
+    * fc:    ``fc_x{out/in}``
+    * other: its family's class (:data:`OTHER_FAMILIES`: ``ReLU``, ``SiLU``, ``BatchNorm2d``, ...)
 
-    Widths are bucketed with :func:`width_bucket`; stride and padding are written once when
-    they are symmetric (``s2``), else in full (``s2x1``, ``p1-0-1-0``).
+    Widths are the ratio of output to input channels (:func:`width_ratio`), so the type does not
+    depend on how wide the network is; stride and padding are written once when they are
+    symmetric (``s2``), else in full (``s2x1``, ``p1-0-1-0``).
     """
     if record.kind == CONV:
         return (
             f"conv_k{record.kernel[0]}x{record.kernel[1]}_s{_pair(record.stride)}_p{_pad(record.padding)}"
             f"_d{record.dilation}_{_groups_relation(record)}_{'bias' if record.bias_used else 'nobias'}"
-            f"_w{width_bucket(record.out_channels)}"
+            f"_{width_ratio(record.in_channels, record.out_channels)}"
         )
     if record.kind == POOL:
         head = f"pool_{record.pool_type.lower()}"
-        if record.out_size[:2] == (1, 1) and record.in_size[:2] != (1, 1):
+        if record.out_size[:2] == (1, 1) and (record.in_size[:2] != (1, 1) or record.padding == (0, 0, 0, 0)
+                                              and record.kernel == (1, 1) and record.stride == (1, 1)):
             return f"{head}_global"
         return f"{head}_k{record.kernel[0]}x{record.kernel[1]}_s{_pair(record.stride)}_p{_pad(record.padding)}"
     if record.kind == FC:
-        return f"fc_w{width_bucket(record.out_channels)}"
-    return record.name
+        return f"fc_{width_ratio(record.in_channels, record.out_channels)}"
+    return canonical_other(record.name)
 
 
 def _pair(values: Sequence[int]) -> str:
@@ -217,6 +253,86 @@ def _pair(values: Sequence[int]) -> str:
 
 def _pad(values: Sequence[int]) -> str:
     return str(values[0]) if len(set(values)) == 1 else "-".join(map(str, values))
+
+
+# -- backoff: an unseen type to its nearest known type ----------------------------------------
+_CONV_RE = re.compile(r"^conv_k(\d+)x(\d+)_s([\dx]+)_p([\d-]+)_d(\d+)_(g1|dw|grouped)_(bias|nobias)_x([\d/]+)$")
+_POOL_RE = re.compile(r"^pool_(max|avg)_(?:global|k(\d+)x(\d+)_s([\dx]+)_p([\d-]+))$")
+_FC_RE = re.compile(r"^fc_x([\d/]+)$")
+
+
+def _log2_ratio(text: str) -> float:
+    import math
+
+    if text.startswith("1/"):
+        return -math.log2(int(text[2:]))
+    return math.log2(int(text))
+
+
+def _parse_type(token: str):
+    """``(kind, fields)`` of a type string, ``None`` for a special token or a malformed type."""
+    import math
+
+    m = _CONV_RE.match(token)
+    if m:
+        kh, kw, s, p, d, g, b, r = m.groups()
+        stride = [int(v) for v in s.split("x")]
+        return "conv", {"k": (math.log2(int(kh)), math.log2(int(kw))), "s": max(stride), "asym_s": len(stride) > 1,
+                        "p": p, "d": int(d), "g": g, "b": b, "r": _log2_ratio(r)}
+    m = _POOL_RE.match(token)
+    if m:
+        t, kh, kw, s, p = m.groups()
+        if kh is None:
+            return "pool", {"t": t, "global": True}
+        return "pool", {"t": t, "global": False, "k": int(kh) + int(kw), "s": max(int(v) for v in s.split("x")),
+                        "p": p}
+    m = _FC_RE.match(token)
+    if m:
+        return "fc", {"r": _log2_ratio(m.group(1))}
+    if token.startswith("<") and token.endswith(">"):
+        return None
+    return "other", {"family": token, "category": _OTHER_CATEGORY.get(token)}
+
+
+def type_distance(a: str, b: str) -> float:
+    """How far apart two layer types are (``inf`` across conv / pool / fc / other, or between
+    "other" classes of different categories). Stride, grouping and kind weigh most, then
+    kernel and width ratio, then padding, dilation and bias."""
+    pa, pb = _parse_type(a), _parse_type(b)
+    if pa is None or pb is None or pa[0] != pb[0]:
+        return float("inf")
+    kind, x = pa
+    y = pb[1]
+    if kind == "conv":
+        return (4.0 * (x["s"] != y["s"]) + 1.0 * (x["asym_s"] != y["asym_s"]) + 4.0 * (x["g"] != y["g"])
+                + 1.5 * (abs(x["k"][0] - y["k"][0]) + abs(x["k"][1] - y["k"][1])) + 1.0 * abs(x["r"] - y["r"])
+                + 0.5 * (x["p"] != y["p"]) + 1.0 * (x["d"] != y["d"]) + 0.25 * (x["b"] != y["b"]))
+    if kind == "pool":
+        if x["global"] or y["global"]:
+            return 1.0 * (x["t"] != y["t"]) + (0.0 if x["global"] == y["global"] else 10.0)
+        return (2.0 * (x["t"] != y["t"]) + 3.0 * (x["s"] != y["s"]) + 0.5 * abs(x["k"] - y["k"])
+                + 0.5 * (x["p"] != y["p"]))
+    if kind == "fc":
+        return abs(x["r"] - y["r"])
+    if x["family"] == y["family"]:
+        return 0.0
+    if x["category"] is None or x["category"] != y["category"]:
+        return float("inf")
+    return 1.0
+
+
+def nearest_type(token: str, known: Sequence[str]) -> str | None:
+    """``token`` itself when it is known, else the known type nearest to it
+    (:func:`type_distance`; ties go to the first in ``known``), else ``None`` (no known type of
+    its kind: the caller writes ``<unk>``)."""
+    if token in known:
+        return token
+    best, best_distance = None, float("inf")
+    for candidate in known:
+        distance = type_distance(token, candidate)
+        if distance < best_distance:
+            best, best_distance = candidate, distance
+    return best
 
 
 # -- block labels (Table 2) ----------------------------------------------------------------
