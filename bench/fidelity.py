@@ -15,7 +15,10 @@ test images). Every proxy variant scores the same networks and is compared with 
 * the proxy ``recipes/search-cifar10-cpu.yaml`` uses now (``default_proxy`` in the JSON).
 
 For each: Spearman and Kendall correlation with the reference (``scipy.stats``, with p-values),
-seconds per candidate (measured, one torch thread) and the share of networks at chance.
+seconds per candidate and the share of networks at chance. Seconds are measured in a timing
+pass at the end (``--timing-genomes``, 4 networks a variant trained again, uncached, one
+process, one torch thread), because the cached trainings may have shared the cores with other
+jobs.
 ``fidelity.png`` plots correlation against cost. Trainings are cached in
 ``RESULTS/runs/candidates.jsonl``; ``--shard I/N`` trains every N-th (variant, network) pair so
 N processes can share the cores, and a run without it writes the results.
@@ -97,15 +100,13 @@ def _proxy_data(config, budget, dataset, data_settings: dict):
 def main(argv=None) -> dict | None:
     p = parser(__doc__, "unused")
     p.add_argument("--shard", default=None, help="I/N: train every N-th (variant, network) pair, write nothing")
+    p.add_argument("--timing-genomes", type=int, default=4, help="networks a variant is timed on, uncached")
     args = parse(p, argv)
     clock = Clock()
-    reference = load_reference(args.budget)
-    networks = reference["figures"]["networks"]
-    truth = [r["accuracy"] for r in networks]
     config = search_config(args.budget)
-    from gptnas_hf.search_space import Genome
+    from .reference_ranking import reference_genomes
 
-    genomes = [Genome(r["genome"]) for r in networks]
+    genomes = [g for _, g in reference_genomes(args.budget, config)]  # the reference's networks, in its order
     variants = {k: v for k, v in VARIANTS.items() if args.budget != "smoke" or k in SMOKE_VARIANTS}
     recipe_data, recipe_eval = dict(config.data), {k: v for k, v in eval_config(config).__dict__.items()}
     cache = CandidateCache()
@@ -137,6 +138,20 @@ def main(argv=None) -> dict | None:
             progress(f"{name} / {networks[i]['name']}: {record['fitness']:.3f} ({record['seconds']:.1f} s)")
     if args.shard:
         return None
+    reference = load_reference(args.budget)
+    networks = reference["figures"]["networks"]
+    if [r["hash"] for r in networks] != [g.hash() for g in genomes]:
+        raise SystemExit("the reference ranking holds other networks than bench.reference_ranking draws: re-run it")
+    truth = [r["accuracy"] for r in networks]
+
+    # timing pass: a few networks per trained variant again, uncached, nothing else running here
+    timing = list(range(0, len(genomes), max(1, len(genomes) // max(args.timing_genomes, 1))))[:args.timing_genomes]
+    loaded_seconds = {name: list(values) for name, values in seconds.items()}
+    for name in list(seconds):
+        data, data_key = data_by_key[json.dumps(described[name]["data"], sort_keys=True)]
+        evaluation = eval_config(config, **described[name]["evaluation"])
+        seconds[name] = [train_candidate(genomes[i], data, evaluation, data_key, config.seed)["seconds"] for i in timing]
+    progress(f"timed {len(timing)} networks per variant")
 
     # zero-cost proxies (cheap: computed afresh every run, timed here)
     import torch
@@ -160,6 +175,7 @@ def main(argv=None) -> dict | None:
         stats = _rank_stats(scores[name], truth)
         trained = not name.startswith("zero-cost")
         rows.append({"name": name, **stats, "seconds_per_candidate": mean(seconds[name]), "settings": described[name],
+                     "seconds_in_cached_runs": mean(loaded_seconds.get(name, [])),
                      "at_chance_fraction": (sum(v <= chance + 0.02 for v in scores[name]) / len(genomes)) if trained else None,
                      "scores": scores[name]})
     default = next(r for r in rows if r["name"] == "recipe")
@@ -172,6 +188,7 @@ def main(argv=None) -> dict | None:
                           "settings": default["settings"], "recipe": recipe_name(args.budget)},
     }
     settings = {"budget": args.budget, "recipe": recipe_name(args.budget), "base": BASE, "variants": variants,
+                "timing_networks": [networks[i]["name"] for i in timing],
                 "zero_cost_batch": 64, "threads": torch.get_num_threads(), **clock.info()}
 
     plt = pyplot()
