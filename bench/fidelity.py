@@ -135,7 +135,7 @@ def main(argv=None) -> dict | None:
         seconds.setdefault(name, [None] * len(genomes))[i] = record["seconds"]
         described[name] = {"data": data_settings, "evaluation": evaluation}
         if args.shard:
-            progress(f"{name} / {networks[i]['name']}: {record['fitness']:.3f} ({record['seconds']:.1f} s)")
+            progress(f"{name} / network {i}: {record['fitness']:.3f} ({record['seconds']:.1f} s)")
     if args.shard:
         return None
     reference = load_reference(args.budget)
