@@ -10,8 +10,8 @@ import time
 
 from .common import BUDGETS, progress
 
-BENCHMARKS = ("reconstruction", "search_time", "eval_speed", "gpt_quality", "reference_ranking", "fidelity", "mask_rate",
-              "with_without_gpt")
+BENCHMARKS = ("reconstruction", "search_time", "eval_speed", "gpt_quality", "reference_ranking", "fidelity",
+              "reconstruction_effect", "mask_rate", "with_without_gpt")
 
 
 def main(argv=None) -> dict:
