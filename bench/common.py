@@ -382,6 +382,21 @@ def std(values) -> float | None:
     return (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
 
 
+def paired(a, b) -> dict:
+    """Paired difference a - b: mean, t 95% interval, two-sided Wilcoxon p-value, wins."""
+    from scipy import stats
+
+    diffs = [x - y for x, y in zip(a, b)]
+    n = len(diffs)
+    m = sum(diffs) / n
+    sd = (sum((d - m) ** 2 for d in diffs) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    half = stats.t.ppf(0.975, n - 1) * sd / n ** 0.5 if n > 1 else float("nan")
+    nonzero = [d for d in diffs if d != 0]
+    p = float(stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else None
+    return {"mean": m, "ci95": [m - half, m + half], "p_value": p, "n": n, "wins": sum(d > 0 for d in diffs),
+            "ties": sum(d == 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
+
+
 def pearson(x, y) -> dict:
     """Pearson r and two-sided p (scipy), ``None`` where undefined (fewer than 3 pairs or a
     constant side)."""

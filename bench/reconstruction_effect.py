@@ -29,8 +29,9 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from .common import (CandidateCache, Clock, eval_config, fmt, mean, parse, parser, progress, pyplot, reconstructor,
-                     recipe_name, sample_genomes, save_figure, search_config, train_candidate, write_result)
+from .common import (CandidateCache, Clock, eval_config, fmt, mean, paired, parse, parser, progress, pyplot,
+                     reconstructor, recipe_name, sample_genomes, save_figure, search_config, train_candidate,
+                     write_result)
 
 NAME = "reconstruction_effect"
 BUDGETS = {"smoke": {"genomes": 4, "data": {"max_train_per_class": 8, "val_fraction": 0.25}},
@@ -69,21 +70,6 @@ def control_genome(genome, positions, frequencies: dict[str, float], seed: int):
         kind = rng.choices(kinds, weights=weights)[0]
         blocks[index] = make_block(kind, blocks[index]["width"], blocks[index]["stride"], rng)
     return Genome(blocks)
-
-
-def paired(a, b) -> dict:
-    """Paired difference a - b: mean, t 95% interval, two-sided Wilcoxon p-value, wins."""
-    from scipy import stats
-
-    diffs = [x - y for x, y in zip(a, b)]
-    n = len(diffs)
-    m = sum(diffs) / n
-    sd = (sum((d - m) ** 2 for d in diffs) / (n - 1)) ** 0.5 if n > 1 else 0.0
-    half = stats.t.ppf(0.975, n - 1) * sd / n ** 0.5 if n > 1 else float("nan")
-    nonzero = [d for d in diffs if d != 0]
-    p = float(stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else None
-    return {"mean": m, "ci95": [m - half, m + half], "p_value": p, "n": n, "wins": sum(d > 0 for d in diffs),
-            "ties": sum(d == 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
 
 
 def main(argv=None) -> dict | None:

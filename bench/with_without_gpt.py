@@ -19,12 +19,23 @@ with the same seed), so a Random run starts with the GA run's generation-0 evalu
 in; the searcher trains a candidate seeded by the run seed and its genome, so the copy is what
 it would have computed itself.
 
-The small budget is tiny (population 6, 3 generations, 3 seeds, 24 proposals a run: the 4
-settings x 3 seeds fit in about 15 minutes at ~3.5 s per candidate on one thread); the
-mask-rate schedule (Eq. 3) gives rates 0.4, 0.27, 0.13 and 0 to generations 0-3, so the GPT
-rebuilds less and less and nothing in the last generation. Differences of a few points are
-within the noise of this proxy (see the fidelity benchmark for how well its 2-epoch fitness
-ranks architectures)."""
+Endpoints, paired by seed (GA+GPT against GA, Random+GPT against Random, at an equal
+evaluation budget: the same population and generations):
+
+* ``auc``: the area under the best-so-far curve (the mean best-so-far validation accuracy over
+  the evaluations both runs made): how fast good networks are found;
+* ``test_accuracy``: each run's best network retrained briefly from scratch (``--retrain-epochs``,
+  10 at the small budget, on the search's training + validation images) and scored on the
+  test split, which the search never saw (CIFAR-10's test images). Cached in each run
+  directory (``retrain_short.json``).
+
+Each is reported as ``{mean, ci95, p_value, n, wins}`` (``bench.common.paired``: t interval,
+two-sided Wilcoxon signed-rank p-value); ``ga_gpt_minus_ga`` and ``random_gpt_minus_random``
+carry the test-accuracy endpoint at their top level and both endpoints inside.
+
+The small budget: population 6, 3 generations, 5 seeds (24 proposals a run); the mask-rate
+schedule (Eq. 3) gives rates 0.4, 0.27, 0.13 and 0 to generations 0-3, so the GPT rebuilds
+less and less and nothing in the last generation."""
 
 from __future__ import annotations
 
@@ -33,16 +44,16 @@ import shutil
 
 import torch
 
-from .common import (Clock, data_settings, data_source, load_data, mean, parse, parser, progress, pyplot, recipe_name,
-                     reconstructor, runs_dir, save_figure, search_config, std, write_result)
+from .common import (Clock, data_settings, data_source, load_data, mean, paired, parse, parser, progress, pyplot,
+                     recipe_name, reconstructor, runs_dir, save_figure, search_config, std, write_result)
 
 NAME = "with_without_gpt"
 SETTINGS = (("GA", "ga", False), ("GA+GPT", "ga", True), ("Random", "random", False), ("Random+GPT", "random", True))
 PAIRS = (("GA", "GA+GPT"), ("Random", "Random+GPT"))
 BUDGETS = {
-    "smoke": {"population": 3, "generations": 1, "seeds": 2, "thresholds": (0.1, 0.2, 0.3)},
-    "small": {"population": 6, "generations": 3, "seeds": 3, "thresholds": (0.15, 0.175, 0.2)},
-    "paper": {"population": 30, "generations": 20, "seeds": 3, "thresholds": (0.8, 0.85, 0.9)},
+    "smoke": {"population": 3, "generations": 1, "seeds": 2, "thresholds": (0.1, 0.2, 0.3), "retrain_epochs": 1},
+    "small": {"population": 6, "generations": 3, "seeds": 5, "thresholds": (0.25, 0.3, 0.35), "retrain_epochs": 10},
+    "paper": {"population": 30, "generations": 20, "seeds": 5, "thresholds": (0.8, 0.85, 0.9), "retrain_epochs": 30},
 }
 
 
@@ -77,6 +88,35 @@ def _reach(records, threshold):
     return None
 
 
+def _auc(records, length: int) -> float:
+    """Mean best-so-far fitness over the first ``length`` evaluations."""
+    curve = _best_so_far(records)[:length]
+    return sum(curve) / max(len(curve), 1)
+
+
+def _short_retrain(run_dir, genome, data, epochs: int, seed: int) -> dict:
+    """The run's best genome trained from scratch on train + validation for ``epochs`` and scored
+    on the test split; cached in ``run_dir/retrain_short.json`` (keyed by genome and epochs)."""
+    from gptnas_hf.evaluation import RetrainConfig, retrain_network
+    from gptnas_hf.search_space import build_network
+
+    path = run_dir / "retrain_short.json"
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        if cached.get("hash") == genome.hash() and cached.get("epochs") == epochs:
+            return cached
+    torch.manual_seed(seed)
+    network = build_network(genome, in_channels=data.channels, num_classes=data.num_classes)
+    config = RetrainConfig(epochs=epochs, lr=0.05, lr_step=max(1, (2 * epochs) // 3), batch_size=64, augment=True,
+                           weight_decay=5e-4, seed=seed, progress=False)
+    result = retrain_network(network, data, config)
+    record = {"hash": genome.hash(), "epochs": epochs, "test_top1": result.test_top1, "test_top5": result.test_top5,
+              "test_images": len(data.test_y), "train_images": len(data.train_y) + len(data.val_y),
+              "settings": {k: v for k, v in config.__dict__.items() if k != "progress"}}
+    path.write_text(json.dumps(record, indent=1))
+    return record
+
+
 def _seed_random_run(run_dir, ga_dir) -> int:
     """Copy the GA run's generation-0 evaluations into a fresh Random run with the same seed."""
     if (run_dir / "state.json").is_file() or (run_dir / "evaluations.jsonl").is_file():
@@ -96,6 +136,7 @@ def main(argv=None) -> dict:
     p.add_argument("--train-scope", default="full", choices=("full", "auto"), help="candidate training scope")
     p.add_argument("--thresholds", type=float, nargs="+", default=None, help="accuracy thresholds (Fig. 7)")
     p.add_argument("--fresh", action="store_true", help="delete this budget's earlier runs first")
+    p.add_argument("--retrain-epochs", type=int, default=None, help="epochs of the best network's short retrain")
     args = parse(p, argv)
     budget = BUDGETS[args.budget]
     seeds = args.seeds or budget["seeds"]
@@ -128,8 +169,10 @@ def main(argv=None) -> dict:
             searcher = NASSearcher(config, dataset=data, model=pipe if use_gpt else None, output_dir=str(run_dir))
             result = searcher.run(resume=True)
             records = _records(run_dir)
+            retrained = _short_retrain(run_dir, result.best_genome, data, args.retrain_epochs or budget["retrain_epochs"],
+                                       seed)
             runs[label][seed] = {"dir": str(run_dir), "best": result.best_fitness, "evaluations": len(records),
-                                 "records": records}
+                                 "records": records, "test_top1": retrained["test_top1"]}
             progress(f"{label} seed {seed}: best {result.best_fitness:.4f} after {len(records)} evaluations "
                      f"({sum(r.get('seconds') or 0 for r in records):.0f} s of training)")
 
@@ -155,7 +198,8 @@ def main(argv=None) -> dict:
             "candidate_fitness_mean": mean(fitness), "candidate_fitness_sd": std(fitness), "candidates": len(fitness),
             "reconstructed": sum(rec.get("reconstructed", False) for r in per_seed.values() for rec in r["records"]),
             "training_seconds": sum(rec.get("seconds") or 0 for r in per_seed.values() for rec in r["records"]),
-            "reach": reach,
+            "reach": reach, "test_accuracy": [r["test_top1"] for r in per_seed.values()],
+            "test_accuracy_mean": mean([r["test_top1"] for r in per_seed.values()]),
         }
     pairs = {}
     for without, with_ in PAIRS:
@@ -171,7 +215,16 @@ def main(argv=None) -> dict:
             "mean_points_at_common_evaluations": 100 * mean(at_common),
             "candidate_mean_points": 100 * (summary[with_]["candidate_fitness_mean"] - summary[without]["candidate_fitness_mean"]),
         }
-    figures = {"settings": summary, "pairs": pairs, "thresholds": list(thresholds), "random_runs_seeded_from_ga": copied}
+    endpoints = {}
+    for key, (without, with_) in (("ga_gpt_minus_ga", PAIRS[0]), ("random_gpt_minus_random", PAIRS[1])):
+        common = min(len(runs[label][s]["records"]) for label in (without, with_) for s in range(seeds))
+        auc = paired([_auc(runs[with_][s]["records"], common) for s in range(seeds)],
+                     [_auc(runs[without][s]["records"], common) for s in range(seeds)])
+        test = paired([runs[with_][s]["test_top1"] for s in range(seeds)], [runs[without][s]["test_top1"] for s in range(seeds)])
+        endpoints[key] = {**{k: test[k] for k in ("mean", "ci95", "p_value", "n", "wins")}, "endpoint": "test_accuracy",
+                          "test_accuracy": test, "auc": {**auc, "evaluations": common}}
+    figures = {"settings": summary, "pairs": pairs, "thresholds": list(thresholds), "random_runs_seeded_from_ga": copied,
+               **endpoints}
     settings = {"budget": args.budget, "population": population, "generations": generations, "seeds": seeds,
                 "train_scope": args.train_scope, "thresholds": list(thresholds), "recipe": recipe_name(args.budget),
                 "initial_mask_rate": base.initial_mask_rate,
@@ -221,8 +274,11 @@ def main(argv=None) -> dict:
                  f"train scope {args.train_scope}", fontsize=10)
     save_figure(fig, NAME)
 
-    text = "; ".join(f"{k}: {v['mean_points']:+.1f} ± {v['sd_points']:.1f} points ({v['wins']}/{v['ties']}/{v['losses']} w/t/l)"
-                     for k, v in pairs.items())
+    text = "; ".join(
+        f"{key}: test {100 * e['test_accuracy']['mean']:+.1f} points [{100 * e['test_accuracy']['ci95'][0]:+.1f}, "
+        f"{100 * e['test_accuracy']['ci95'][1]:+.1f}] (p={e['test_accuracy']['p_value'] if e['test_accuracy']['p_value'] is None else round(e['test_accuracy']['p_value'], 3)}, "
+        f"{e['test_accuracy']['wins']}/{e['n']} wins), AUC {100 * e['auc']['mean']:+.1f} ({e['auc']['wins']}/{e['n']} wins)"
+        for key, e in endpoints.items())
     finals = ", ".join(f"{label} {summary[label]['final_best_mean']:.3f}" for label in labels)
     headline = (f"population {population}, {generations} generations after the initial ({population * (generations + 1)} "
                 f"proposals a run), {seeds} seeds, {args.train_scope}-scope {base.evaluation.get('epochs')}-epoch fitness")
