@@ -9,7 +9,8 @@ test images). Every proxy variant scores the same networks and is compared with 
   (250 images a class, 20% of them for validation, 3 epochs, batch 64, lr 0.1 warmed up over
   half an epoch, every parameter trained, 32 px): epochs (1, 3, 6), learning-rate schedule
   (one-cycle; cosine with label smoothing), input resolution (16 px, at 3 and 6 epochs), train
-  scope (BatchNorm only);
+  scope (BatchNorm only); then the best schedule (cosine with label smoothing, measured first)
+  with more epochs at 32 and 16 px;
 * zero-cost proxies at initialisation (``gptnas_hf.zero_cost``: NASWOT, synflow, grad_norm) on
   64 training images;
 * the proxy ``recipes/search-cifar10-cpu.yaml`` uses now (``default_proxy`` in the JSON).
@@ -47,6 +48,10 @@ VARIANTS = {
     "e6 16px": {"data": {"image_size": 16}, "evaluation": {"epochs": 6}},
     "e3 bn-only": {"evaluation": {"train_scope": "bn"}},
     "e6": {"evaluation": {"epochs": 6}},
+    # the best schedule with more epochs, at full and at a quarter of the pixels
+    "e4 cosine+ls0.1": {"evaluation": {"epochs": 4, "lr_schedule": "cosine", "label_smoothing": 0.1}},
+    "e6 16px cosine+ls0.1": {"data": {"image_size": 16},
+                             "evaluation": {"epochs": 6, "lr_schedule": "cosine", "label_smoothing": 0.1}},
 }
 ZERO_COST = ("naswot", "synflow", "grad_norm")
 SMOKE_VARIANTS = ("e3 (before)", "e1")
