@@ -104,6 +104,7 @@ def main(argv=None) -> dict | None:
     p = parser(__doc__, "unused")
     p.add_argument("--shard", default=None, help="I/N: train every N-th (variant, network) pair, write nothing")
     p.add_argument("--timing-genomes", type=int, default=4, help="networks a variant is timed on, uncached")
+    p.add_argument("--only", nargs="+", default=None, help="with --shard: train only these variants")
     args = parse(p, argv)
     clock = Clock()
     config = search_config(args.budget)
@@ -117,7 +118,7 @@ def main(argv=None) -> dict | None:
     jobs += [("recipe", i) for i in range(len(genomes))]
     if args.shard:
         index, count = (int(v) for v in args.shard.split("/"))
-        jobs = jobs[index::count]
+        jobs = [job for job in jobs if not args.only or job[0] in args.only][index::count]
     data_by_key: dict[str, tuple] = {}
     scores: dict[str, list] = {}
     seconds: dict[str, list] = {}
