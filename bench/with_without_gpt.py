@@ -148,6 +148,11 @@ def main(argv=None) -> dict:
     base = search_config(args.budget)
     data = load_data(base, source)
     data_key = data_settings(base, source, data)
+    from gptnas_hf.data import load_image_data
+
+    # the short retrain runs at the data's own resolution, whatever size the proxy searches at
+    retrain_data = load_image_data(source, seed=base.seed, progress=False,
+                                   **{k: v for k, v in base.data.items() if k != "image_size"})
     pipe = reconstructor()
     root = runs_dir() / NAME / f"{args.budget}-p{population}-g{generations}-{args.train_scope}"
     if args.fresh and root.exists():
@@ -169,8 +174,8 @@ def main(argv=None) -> dict:
             searcher = NASSearcher(config, dataset=data, model=pipe if use_gpt else None, output_dir=str(run_dir))
             result = searcher.run(resume=True)
             records = _records(run_dir)
-            retrained = _short_retrain(run_dir, result.best_genome, data, args.retrain_epochs or budget["retrain_epochs"],
-                                       seed)
+            retrained = _short_retrain(run_dir, result.best_genome, retrain_data,
+                                       args.retrain_epochs or budget["retrain_epochs"], seed)
             runs[label][seed] = {"dir": str(run_dir), "best": result.best_fitness, "evaluations": len(records),
                                  "records": records, "test_top1": retrained["test_top1"]}
             progress(f"{label} seed {seed}: best {result.best_fitness:.4f} after {len(records)} evaluations "
