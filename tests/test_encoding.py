@@ -91,7 +91,8 @@ def test_trace_lists_leaf_calls_in_order_with_sizes():
     assert [layer.path for layer in layers] == ["conv", "bn", "act", "dw", "act", "pool", "fc"]
     assert [layer.record.id for layer in layers] == list(range(1, 8))
     assert layers[0].text == "id:1;in_size:32-32-3;out_size:16-16-8;kernel:3-3;stride:2-2;padding:1-1-1-1;dilation:1;groups:1;bias_used:No"
-    assert layers[3].type == "conv_k3x3_s1_p1_d1_dw_bias_w16"
+    assert layers[3].type == "conv_k3x3_s1_p1_d1_dw_bias_x1"
+    assert layers[0].type == "conv_k3x3_s2_p1_d1_g1_nobias_x2" and layers[6].type == "fc_x1"
     assert layers[5].type == "pool_avg_global"
     assert layers[6].text == "id:7;in_size:1-1-8;out_size:1-1-10"
     assert [layer.block for layer in layers] == ["Conv", "BatchNorm", "ReLU", "Conv", "ReLU", "AvgPool", "Other"]
