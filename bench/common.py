@@ -149,6 +149,31 @@ def parser(doc: str, seeds_help: str) -> argparse.ArgumentParser:
     return p
 
 
+def add_shard_option(p: argparse.ArgumentParser, what: str) -> None:
+    """``--shard I/N``: this process does every N-th of the benchmark's ``what``, from the I-th,
+    and writes no results (several processes share the cores and one cache)."""
+    p.add_argument("--shard", default=None, type=_shard_spec,
+                   help=f"I/N: train every N-th {what} from the I-th and write no results")
+
+
+def _shard_spec(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes I/N (e.g. 0/2), got {text!r}") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+    return index, count
+
+
+def shard(jobs: list, spec: tuple[int, int] | None) -> list:
+    """The jobs of one ``--shard`` (all of them without one)."""
+    if spec is None:
+        return jobs
+    index, count = spec
+    return jobs[index::count]
+
+
 def parse(p: argparse.ArgumentParser, argv) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.results_dir:

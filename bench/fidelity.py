@@ -30,8 +30,8 @@ from __future__ import annotations
 import json
 import time
 
-from .common import (CandidateCache, Clock, eval_config, fmt, mean, parse, parser, progress, pyplot, recipe_name,
-                     results_dir, save_figure, search_config, train_candidate, write_result)
+from .common import (CandidateCache, Clock, add_shard_option, eval_config, fmt, mean, parse, parser, progress, pyplot,
+                     recipe_name, results_dir, save_figure, search_config, shard, train_candidate, write_result)
 
 NAME = "fidelity"
 BASE = {"data": {"max_train_per_class": 250, "val_fraction": 0.2, "max_test": 2000},
@@ -102,7 +102,7 @@ def _proxy_data(config, budget, dataset, data_settings: dict):
 
 def main(argv=None) -> dict | None:
     p = parser(__doc__, "unused")
-    p.add_argument("--shard", default=None, help="I/N: train every N-th (variant, network) pair, write nothing")
+    add_shard_option(p, "(variant, network) pair")
     p.add_argument("--timing-genomes", type=int, default=4, help="networks a variant is timed on, uncached")
     p.add_argument("--only", nargs="+", default=None, help="with --shard: train only these variants")
     args = parse(p, argv)
@@ -117,8 +117,7 @@ def main(argv=None) -> dict | None:
     jobs = [(name, i) for name in variants for i in range(len(genomes))]
     jobs += [("recipe", i) for i in range(len(genomes))]
     if args.shard:
-        index, count = (int(v) for v in args.shard.split("/"))
-        jobs = [job for job in jobs if not args.only or job[0] in args.only][index::count]
+        jobs = shard([job for job in jobs if not args.only or job[0] in args.only], args.shard)
     data_by_key: dict[str, tuple] = {}
     scores: dict[str, list] = {}
     seconds: dict[str, list] = {}

@@ -29,9 +29,9 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from .common import (CandidateCache, Clock, eval_config, fmt, mean, paired, parse, parser, progress, pyplot,
-                     reconstructor, recipe_name, sample_genomes, save_figure, search_config, train_candidate,
-                     write_result)
+from .common import (CandidateCache, Clock, add_shard_option, eval_config, fmt, mean, paired, parse, parser, progress,
+                     pyplot, reconstructor, recipe_name, sample_genomes, save_figure, search_config, shard,
+                     train_candidate, write_result)
 
 NAME = "reconstruction_effect"
 BUDGETS = {"smoke": {"genomes": 4, "data": {"max_train_per_class": 8, "val_fraction": 0.25}},
@@ -74,7 +74,7 @@ def control_genome(genome, positions, frequencies: dict[str, float], seed: int):
 
 def main(argv=None) -> dict | None:
     p = parser(__doc__, "number of genomes (default 40 small)")
-    p.add_argument("--shard", default=None, help="I/N: train every N-th job and write nothing")
+    add_shard_option(p, "(arm, genome) job")
     args = parse(p, argv)
     clock = Clock()
     spec = BUDGETS[args.budget]
@@ -97,9 +97,7 @@ def main(argv=None) -> dict | None:
             "control": [control_genome(g, r["predicted_blocks"], frequencies, config.seed) for g, r in zip(genomes, greedy)]}
     cache = CandidateCache()
     jobs = [(arm, i) for i in range(n) for arm in ARMS]
-    if args.shard:
-        index, count = (int(v) for v in args.shard.split("/"))
-        jobs = jobs[index::count]
+    jobs = shard(jobs, args.shard)
     fitness = {arm: [None] * n for arm in ARMS}
     for arm, i in jobs:
         record = train_candidate(arms[arm][i], data, evaluation, data_key, config.seed, cache=cache)

@@ -24,8 +24,8 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 
-from .common import (ROOT, CandidateCache, Clock, fmt, mean, parse, parser, progress, pyplot, sample_genomes,
-                     save_figure, search_config, train_candidate, write_result)
+from .common import (ROOT, CandidateCache, Clock, add_shard_option, fmt, mean, parse, parser, progress, pyplot,
+                     sample_genomes, save_figure, search_config, shard, train_candidate, write_result)
 
 NAME = "reference_ranking"
 BUDGETS = {
@@ -114,15 +114,14 @@ def git_commit() -> str | None:
 
 def main(argv=None) -> dict | None:
     p = parser(__doc__, "unused")
-    p.add_argument("--shard", default=None, help="I/N: train every N-th genome from the I-th and do not write results")
+    add_shard_option(p, "genome")
     args = parse(p, argv)
     clock = Clock()
     config, data, evaluation, data_key = reference_setup(args.budget, args.dataset)
     named = reference_genomes(args.budget, config)
     cache = CandidateCache()
     if args.shard:
-        index, count = (int(v) for v in args.shard.split("/"))
-        for name, genome in named[index::count]:
+        for name, genome in shard(named, args.shard):
             record = train_candidate(genome, data, evaluation, data_key, config.seed, cache=cache)
             progress(f"{name}: {record['fitness']:.3f} ({record['seconds']:.0f} s)")
         return None
