@@ -74,12 +74,11 @@ def cmd_corpus(args) -> int:
 def cmd_tokenizer(args) -> int:
     import datasets
 
-    from .tokenization_gptnas import build_tokenizer_from_corpora
-    from .training import VOCABULARY_RECIPES, tokenizer_from_recipes
+    from .training import VOCABULARY_RECIPES, tokenizer_from_corpora, tokenizer_from_recipes
 
     if args.corpus:
         corpora = [datasets.load_from_disk(str(Path(args.corpus) / name)) for name in ("zoo", "nasbench101")]
-        tokenizer = build_tokenizer_from_corpora(*corpora)
+        tokenizer = tokenizer_from_corpora(*corpora)
     else:
         tokenizer = tokenizer_from_recipes(args.recipe or VOCABULARY_RECIPES)
     tokenizer.save_pretrained(args.out)

@@ -217,13 +217,51 @@ def load_corpus(spec: dict | list) -> datasets.Dataset:
 VOCABULARY_RECIPES = ("recipes/pretrain-cpu.yaml", "recipes/finetune-cpu.yaml")
 
 
+def search_space_types() -> set[str]:
+    """Every layer type a genome of the search space produces: each kind with each value its
+    parameters are sampled from, at stride 1 and 2, 8 and 64 channels wide, fed 2^-6 .. 2^6
+    times its width; plus the classifier head at every width ratio."""
+    import itertools
+
+    from .corpora.common import trace_factory
+    from .encoding import width_ratio
+    from .search_space import KIND_PARAMS, build_block, make_block
+
+    blocks = []
+    for kind, specs in KIND_PARAMS.items():
+        names = sorted(specs)
+        for values in itertools.product(*(dict.fromkeys(specs[n].sample) for n in names)):
+            for width, stride in itertools.product((8, 64), (1, 2)):
+                block = make_block(kind, width, stride, None, **dict(zip(names, values)))
+                if block not in blocks:
+                    blocks.append(block)
+    types = {"pool_avg_global"} | {f"fc_{width_ratio(1, 2 ** e)}" for e in range(0, 7)}
+    types |= {f"fc_{width_ratio(2 ** e, 1)}" for e in range(1, 7)}
+    for block in blocks:
+        for exponent in range(-6, 7):
+            channels = max(1, round(block["width"] * 2.0 ** exponent))
+            types |= {layer.type for layer in trace_factory(lambda: build_block(block, channels), (channels, 8, 8))}
+    return types
+
+
 def tokenizer_from_recipes(recipes=VOCABULARY_RECIPES) -> PreTrainedTokenizerFast:
     """The tokenizer over every layer type of the recipes' training corpora (the vocabulary
-    rule of :mod:`gptnas_hf.tokenization_gptnas`: what the GPT is trained on, nothing else)."""
-    from .tokenization_gptnas import build_tokenizer_from_corpora
-
+    rule of :mod:`gptnas_hf.tokenization_gptnas`: what the GPT is trained on, nothing else),
+    with every other type of the search space (:func:`search_space_types`) as an alias of its
+    nearest trained type, so the tokenizer alone reads any genome without ``<unk>``."""
     corpora = [load_corpus(load_recipe(r)["corpus"] if not isinstance(r, dict) else r["corpus"]) for r in recipes]
-    return build_tokenizer_from_corpora(*corpora)
+    return tokenizer_from_corpora(*corpora)
+
+
+def tokenizer_from_corpora(*corpora) -> PreTrainedTokenizerFast:
+    """The vocabulary of ``corpora`` (``datasets.Dataset`` with a ``types`` column) with the
+    search space's other types as aliases (:func:`tokenizer_from_recipes`)."""
+    from .encoding import nearest_type
+    from .tokenization_gptnas import build_tokenizer
+
+    known = sorted({t for corpus in corpora for row in corpus["types"] for t in row})
+    aliases = {t: nearest_type(t, known) for t in search_space_types() if t not in known}
+    return build_tokenizer(known, aliases={t: target for t, target in aliases.items() if target is not None})
 
 
 def load_tokenizer(path: str | Path | None) -> PreTrainedTokenizerFast:

@@ -14,7 +14,7 @@ from gptnas_hf.corpora.zoo import HELD_OUT_NETWORKS, ZOO_NETWORKS, build_torchvi
 from gptnas_hf.encoding import (LayerRecord, canonical_other, layer_type, nearest_type, trace, type_distance,
                                 width_ratio)
 from gptnas_hf.search_space import build_network, sample_genome
-from gptnas_hf.tokenization_gptnas import encode_types, unk_rate
+from gptnas_hf.tokenization_gptnas import architecture_text, build_tokenizer, encode_types, unk_rate
 
 TOKENIZER_DIR = Path(__file__).resolve().parents[1] / "tokenizer"
 
@@ -94,6 +94,10 @@ def test_no_unk_on_search_space_genomes_at_any_width_and_input(tokenizer):
         layers = trace_factory(lambda: build_network(genome, in_channels=channels, num_classes=classes),
                                (channels, size, size))
         assert unk_rate(tokenizer, layers, backoff=True) == 0.0, (seed, genome)
+        # the tokenizer alone too: AutoTokenizer on the architecture text, no package code
+        ids = tokenizer(architecture_text(layers), add_special_tokens=False)["input_ids"]
+        assert tokenizer.unk_token_id not in ids, (seed, genome)
+        assert ids == encode_types(tokenizer, layers)
 
 
 def test_at_most_five_percent_unk_on_families_outside_table_2(tokenizer):
@@ -119,3 +123,22 @@ def test_narrow_zoo_variants_build_narrower_networks():
         build_torchvision("resnet18", 0.5)
     with pytest.raises(ValueError, match="no width knob"):
         build_torchvision("googlenet", 0.5)
+
+
+def test_aliases_are_read_by_the_tokenizer_itself(tmp_path):
+    from gptnas_hf.training import search_space_types
+
+    tokenizer = build_tokenizer(["conv_k3x3_s1_p1_d1_g1_nobias_x1", "ReLU"],
+                                aliases={"conv_k5x5_s1_p2_d1_g1_nobias_x1": "conv_k3x3_s1_p1_d1_g1_nobias_x1"})
+    tokenizer.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(str(tmp_path))
+    text = "conv_k5x5_s1_p2_d1_g1_nobias_x1 ReLU conv_k5x5_s1_p2_d1_g1_nobias_x1/2 conv_k5x5_s1_p2_d1_g1_nobias_x1"
+    conv, relu = loaded.convert_tokens_to_ids(["conv_k3x3_s1_p1_d1_g1_nobias_x1", "ReLU"])
+    # whole types only: the x1/2 type is not an alias and stays unknown
+    assert loaded(text, add_special_tokens=False)["input_ids"] == [conv, relu, loaded.unk_token_id, conv]
+    assert len(loaded) == 2 + 5
+    with pytest.raises(ValueError, match="alias"):
+        build_tokenizer(["ReLU"], aliases={"SiLU": "GELU"})
+    with pytest.raises(ValueError, match="alias"):
+        build_tokenizer(["ReLU"], aliases={"ReLU": "ReLU"})
+    assert {"conv_k5x5_s1_p2_d1_g1_nobias_x1", "pool_avg_k3x3_s2_p1", "fc_x1/4"} <= search_space_types()
