@@ -248,6 +248,9 @@ def test_prefilter_trains_only_the_top_share_and_records_the_rest_untrained(tmp_
         for r in trained:
             s = score_genome(Genome(r["genome"]), digits, "naswot", seed=_seed_for(0, r["hash"]))
             assert all(s >= v for v in scores.values() if v == v)
+            # a trained candidate's record keeps what the proxy said of it, and what that cost
+            assert r["proxy"] == "naswot" and r["proxy_score"] == pytest.approx(s, rel=1e-6) and r["proxy_seconds"] >= 0
+        assert all(r["proxy_seconds"] >= 0 for r in skipped)
     assert all(r["status"] == "ok" for r in rows if r["generation"] == 0)  # the initial population is trained
     best = next(r for r in rows if r["hash"] == result.best_genome.hash())
     assert best["status"] == "ok"

@@ -460,6 +460,7 @@ class NASSearcher:
             "origin": candidate["origin"], "reconstructed": candidate["reconstructed"],
             "predicted_blocks": candidate["predicted_blocks"], "mask_rate": candidate["mask_rate"],
             "proposed_hash": candidate["proposed_hash"], "process": self._distributed().process_index,
+            **{k: candidate[k] for k in ("proxy", "proxy_score", "proxy_seconds") if k in candidate},
         }
         started = time.perf_counter()
         size = measure_genome(genome, self.data.channels, self.data.num_classes, self.data.image_size)
@@ -528,11 +529,15 @@ class NASSearcher:
         keep = max(1, math.ceil(self.config.prefilter_keep * len(pending)))
         trained_already = sum(cache.get(Genome.from_json(c["genome"]).hash(), {}).get("status", "prefiltered")
                               != "prefiltered" for c in pending)
-        scores = {}
+        scores, seconds = {}, {}
         for index in todo:
             genome = Genome.from_json(pending[index]["genome"])
+            started = time.perf_counter()
             score = score_genome(genome, self.data, self.config.prefilter, seed=_seed_for(self.config.seed, genome.hash()))
+            seconds[index] = round(time.perf_counter() - started, 4)
             scores[index] = score if score == score else float("-inf")  # NaN ranks last
+            # the trained ones keep their score and its cost too (their record says what the proxy thought)
+            pending[index].update(proxy=self.config.prefilter, proxy_score=scores[index], proxy_seconds=seconds[index])
         ranked = sorted(todo, key=lambda i: (-scores[i], i))
         chosen = set(ranked[:max(0, keep - trained_already)])
         for index in todo:
@@ -546,6 +551,7 @@ class NASSearcher:
                       "proposed_hash": candidate["proposed_hash"], "process": distributed.process_index,
                       "fitness": 0.0, "top5": 0.0, "parameters": 0, "trainable_parameters": 0, "train_scope": "",
                       "status": "prefiltered", "proxy": self.config.prefilter, "proxy_score": scores[index],
+                      "proxy_seconds": seconds[index],
                       "reason": f"not trained: {self.config.prefilter} score {scores[index]:.4g} outside the top "
                                 f"{self.config.prefilter_keep:.0%} of the generation", "seconds": 0.0,
                       "images_per_second": 0.0}
