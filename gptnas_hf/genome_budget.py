@@ -3,10 +3,12 @@
 Contract: :func:`measure_genome` builds the genome's network on the ``meta`` device (shapes
 only: no memory for weights, no arithmetic) and runs one image through it there, so a genome
 of 60 blocks of width 4096 is measured in well under a second without allocating its
-gigabytes. It returns the number of parameters and of activation elements (the outputs of
+gigabytes. It returns the number of parameters, of activation elements (the outputs of
 every leaf module, for one image at the given size: what training keeps for the backward pass,
-per image). :func:`check_genome_budget` raises :class:`GenomeBudgetError` (a ``ValueError``)
-when either is past its limit, naming both numbers and the setting that raises the limit.
+per image) and of multiply-accumulates for one image (``macs``: half the FLOPs that torch's own
+:class:`~torch.utils.flop_counter.FlopCounterMode` counts for the forward pass, which works on
+meta tensors). :func:`check_genome_budget` raises :class:`GenomeBudgetError` (a ``ValueError``)
+when one is past its limit, naming the numbers and the setting that raises the limit.
 
 Used by the search (a candidate past the budget is recorded with status ``"budget"`` and never
 trained) and by :class:`~gptnas_hf.modeling_searched.SearchedNetForImageClassification` (checked
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from .search_space import GenomeNetwork
 
@@ -43,10 +46,12 @@ class GenomeSize:
     parameters: int
     activations: int  # elements of every leaf module's output, for one image
     image_size: int
+    macs: int = 0  # multiply-accumulates of one forward pass of one image (torch's FLOP counter / 2)
 
 
 def measure_genome(genome, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> GenomeSize:
-    """Parameters and activation elements of ``genome``'s network, measured on the meta device."""
+    """Parameters, activation elements and MACs of ``genome``'s network for one image, measured
+    on the meta device."""
     with torch.device("meta"):
         network = GenomeNetwork(genome, in_channels=in_channels, num_classes=num_classes, init_weights=False)
     parameters = sum(p.numel() for p in network.parameters())
@@ -59,34 +64,38 @@ def measure_genome(genome, in_channels: int = 3, num_classes: int = 10, image_si
 
     leaves = [m for m in network.modules() if not list(m.children())]
     hooks = [m.register_forward_hook(count) for m in leaves if isinstance(m, nn.Module)]
+    flops = FlopCounterMode(display=False)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), flops:
             network(torch.empty(1, in_channels, image_size, image_size, device="meta"))
     finally:
         for hook in hooks:
             hook.remove()
-    return GenomeSize(parameters=int(parameters), activations=int(total), image_size=int(image_size))
+    return GenomeSize(parameters=int(parameters), activations=int(total), image_size=int(image_size),
+                      macs=int(flops.get_total_flops()) // 2)
 
 
 def check_genome_budget(genome, in_channels: int = 3, num_classes: int = 10, image_size: int = 32, *,
                         max_parameters: int | None = DEFAULT_MAX_PARAMETERS,
-                        max_activations: int | None = DEFAULT_MAX_ACTIVATIONS,
+                        max_activations: int | None = DEFAULT_MAX_ACTIVATIONS, max_macs: int | None = None,
                         setting: str = "max_parameters / max_activations") -> GenomeSize:
     """:func:`measure_genome`, then a :class:`GenomeBudgetError` past either limit (``None``: no
     limit). ``setting`` names where the user raises the limits, for the message."""
     size = measure_genome(genome, in_channels, num_classes, image_size)
-    problem = over_budget(size, max_parameters, max_activations, setting)
+    problem = over_budget(size, max_parameters, max_activations, setting, max_macs=max_macs)
     if problem:
         raise GenomeBudgetError(problem)
     return size
 
 
 def over_budget(size: GenomeSize, max_parameters: int | None, max_activations: int | None,
-                setting: str = "max_parameters / max_activations") -> str:
+                setting: str = "max_parameters / max_activations", *, max_macs: int | None = None) -> str:
     """Why ``size`` is past the budget ("" when it is not)."""
     over = []
     if max_parameters is not None and size.parameters > max_parameters:
         over.append(f"{size.parameters:,} parameters (budget {max_parameters:,})")
+    if max_macs is not None and size.macs > max_macs:
+        over.append(f"{size.macs:,} MACs per {size.image_size}x{size.image_size} image (budget {max_macs:,})")
     if max_activations is not None and size.activations > max_activations:
         over.append(f"{size.activations:,} activation elements per {size.image_size}x{size.image_size} image "
                     f"(budget {max_activations:,})")

@@ -216,19 +216,31 @@ def test_an_enormous_genome_is_refused_before_allocation(tmp_path):
         SearchedNetConfig(genome=small, max_activations=0)
 
 
-def test_the_search_refuses_genomes_past_the_budget_without_training_them(tmp_path):
+def test_the_search_never_trains_a_genome_past_the_budget(tmp_path):
+    """Proposals past max_params are repaired (narrower or fewer blocks) before training; the
+    record says what the repair did and why, and nothing over the budget is trained."""
     data = load_image_data("digits", max_train_per_class=20, val_fraction=0.25, progress=False,
                            cache_dir=tmp_path / "cache")
     settings = {**TINY, "population_size": 4, "output_dir": str(tmp_path / "run")}
     strategy = create_strategy("ga", population_size=4, min_blocks=10, max_blocks=10, widths=(8,), max_downsamples=3)
     sizes = sorted(measure_genome(g, 1, 10, 32).parameters
                    for g in strategy.initial_population(random.Random(0)))
-    budget = sizes[1]  # two of the four fit
-    NASSearcher(SearchConfig.from_dict({**settings, "max_parameters": budget}), dataset=data).run()
+    budget = sizes[1]  # two of the four fit as proposed
+    result = NASSearcher(SearchConfig.from_dict({**settings, "max_parameters": budget}), dataset=data).run()
     rows = records(tmp_path / "run")
-    refused = [r for r in rows if r["status"] == "budget"]
-    assert len(refused) == 2 and all(r["parameters"] > budget for r in refused)
-    assert all(r["fitness"] == 0.0 and r["trainable_parameters"] == 0 and "max_parameters" in r["reason"]
-               for r in refused)
-    assert all(r["status"] == "ok" and r["parameters"] <= budget for r in rows if r not in refused)
-    assert "budget: the genome's network is too large" in (tmp_path / "run" / "report.md").read_text()
+    assert len(rows) == 4 and all(r["status"] == "ok" and r["parameters"] <= budget for r in rows)
+    repaired = [r for r in rows if r.get("budget_repair")]
+    assert len(repaired) == 2
+    assert all("max_params" in r["budget_repair"]["reason"] and r["budget_repair"]["fitted"] for r in repaired)
+    assert measure_genome(result.best_genome, 1, 10, 32).parameters <= budget
+
+
+def test_a_budget_nothing_fits_is_refused_with_a_clear_error(tmp_path):
+    data = load_image_data("digits", max_train_per_class=20, val_fraction=0.25, progress=False,
+                           cache_dir=tmp_path / "cache")
+    settings = {**TINY, "population_size": 2, "output_dir": str(tmp_path / "run"), "max_params": 50}
+    with pytest.raises(ValueError, match=r"no genome of generation 0 fits the budget.*max_params"):
+        NASSearcher(SearchConfig.from_dict(settings), dataset=data).run()
+    rows = records(tmp_path / "run")
+    assert rows and all(r["status"] == "budget" and r["trainable_parameters"] == 0 and r["seconds"] < 30
+                        and "too large" in r["reason"] for r in rows)

@@ -29,8 +29,9 @@ Trust rules:
   candidate trains again: every line of ``evaluations.jsonl`` stays parseable.
 * Refusals. Data whose validation split is too small to rank networks
   (``min_val_images``) is refused before anything trains; a genome past the size budget
-  (``max_parameters``, ``max_activations``, measured on the meta device) is recorded with
-  status ``"budget"`` and fitness 0 without being built or trained.
+  (``max_params``, ``max_macs``, ``max_activations``, ``max_latency_ms``: :mod:`.budget`) is
+  repaired or redrawn when it is proposed; one still over it is recorded with status
+  ``"budget"``, the reason and fitness 0, without being trained.
 * A ``state.json`` that cannot be read is reported with the way out: move it aside and run the
   same command again; the search replays from ``evaluations.jsonl`` without training again
   what it holds under the same settings.
@@ -51,10 +52,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..genome_budget import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMETERS, measure_genome, over_budget
+from ..genome_budget import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMETERS
 from ..recipe_config import (NON_NEGATIVE, POSITIVE, UNIT, RecipeError, check_fields, data_config, eval_config,
                              read_recipe, retrain_config)
 from ..search_space import MAX_WIDTH, Genome, build_network, count_parameters
+from .budget import SearchBudget, repair
 from .schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
 from .strategies import STRATEGIES, Individual, create_strategy
 
@@ -64,9 +66,13 @@ except ImportError:  # pragma: no cover - Windows: O_APPEND alone
     fcntl = None
 
 STATE_FILE = "state.json"
+REDRAWS = 5  # new draws for a proposal that repair cannot bring within the budget
 EVALUATIONS_FILE = "evaluations.jsonl"
 DATA_FILE = "data.json"  # channels, size, classes and normalisation of the data searched on
 STATE_KEYS = ("config", "generation", "phase", "pending", "population", "history", "rng", "strategy")
+
+#: settings read under their old names (recipes and run states written before the rename)
+RENAMED = {"max_parameters": "max_params"}
 
 #: ranges of SearchConfig's top-level numbers (types come from the annotations)
 SEARCH_CHECKS = {
@@ -78,7 +84,8 @@ SEARCH_CHECKS = {
     "reconstruction_temperature": (lambda v: v > 0, "a positive number"),
     "prefilter": (lambda v: v is None or v in ("naswot", "synflow", "grad_norm"), "null, naswot, synflow or grad_norm"),
     "prefilter_keep": (lambda v: 0 < v <= 1, "a share in (0, 1]"),
-    "max_parameters": POSITIVE, "max_activations": POSITIVE, "min_val_images": POSITIVE,
+    "max_params": POSITIVE, "max_activations": POSITIVE, "max_macs": POSITIVE,
+    "max_latency_ms": (lambda v: v > 0, "a positive number of milliseconds"), "min_val_images": POSITIVE,
     "strategy": (lambda v: v in STRATEGIES, "a registered strategy (ga, random, ...)"),
 }
 
@@ -112,8 +119,12 @@ class SearchConfig:
     seed: int = 0
     output_dir: str = "runs/search"
     progress: bool = True
-    max_parameters: int | None = DEFAULT_MAX_PARAMETERS  # size budget of a candidate (None: none)
+    # the budget (search/budget.py): a candidate over it is repaired, redrawn or refused, never trained
+    max_params: int | None = DEFAULT_MAX_PARAMETERS  # parameters (None: no limit)
     max_activations: int | None = DEFAULT_MAX_ACTIVATIONS  # activation elements for one image
+    max_macs: int | None = None  # multiply-accumulates for one image at the data's size (torch's FLOP counter)
+    max_latency_ms: float | None = None  # median ms of one image's forward pass on the evaluation device
+    log_with: str | list | None = None  # accelerate trackers: tensorboard, wandb, mlflow, trackio, all (search/tracking.py)
     min_val_images: int = 20  # a smaller validation split cannot rank networks: refused
 
     def __post_init__(self):
@@ -141,6 +152,7 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "SearchConfig":
+        values = {RENAMED.get(k, k): v for k, v in values.items()}
         known = [f.name for f in dataclasses.fields(cls)]
         for key in values:
             if key not in known:
@@ -209,7 +221,7 @@ def _set_rng_state(rng: random.Random, state: list) -> None:
 
 
 #: settings that never decide a run's result; `retrain` only matters after the search
-_NOT_COMPARED = ("output_dir", "progress", "retrain")
+_NOT_COMPARED = ("output_dir", "progress", "retrain", "log_with")
 
 
 def _comparable(config: dict) -> dict:
@@ -291,6 +303,10 @@ class NASSearcher:
             self.reconstructor = self._load_pipeline(model or config.model)
         self.evaluation_key = self._evaluation_key(model or config.model)
         self._accelerator = None
+        self.budget = SearchBudget(
+            max_params=config.max_params, max_activations=config.max_activations, max_macs=config.max_macs,
+            max_latency_ms=config.max_latency_ms, in_channels=self.data.channels, num_classes=self.data.num_classes,
+            image_size=self.data.image_size, device=str(self._distributed().device))
 
     def _check_data(self) -> None:
         """Refuse data on which fitness cannot rank networks (before anything trains)."""
@@ -311,7 +327,9 @@ class NASSearcher:
         evaluation = {k: v for k, v in dataclasses.asdict(self.eval_config).items() if k not in ("progress", "seed")}
         settings = {"data": self.data_fingerprint, "evaluation": evaluation, "seed": self.config.seed,
                     "gpt": _checkpoint_id(model) if self.config.use_gpt else None,
-                    "budget": [self.config.max_parameters, self.config.max_activations]}
+                    "budget": [self.config.max_params, self.config.max_activations]
+                    + ([self.config.max_macs, self.config.max_latency_ms]
+                       if (self.config.max_macs, self.config.max_latency_ms) != (None, None) else [])}
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @staticmethod
@@ -433,11 +451,51 @@ class NASSearcher:
         return mask_rate_at(generation, max(self.config.generations, 1), self.config.initial_mask_rate)
 
     def _prepare(self, proposals: list[tuple[Genome, str]], generation: int) -> list[dict]:
-        """Candidates of a generation: the proposals, rebuilt by the GPT when it is on."""
+        """Candidates of a generation: the proposals fitted to the budget, rebuilt by the GPT
+        when it is on (and fitted again). With a latency budget under several processes, the
+        main process measures and the others receive its candidates."""
+        distributed = self._distributed()
+        if self.config.max_latency_ms is not None and distributed.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            box = [self._prepare_here(proposals, generation) if distributed.is_main_process else None]
+            return broadcast_object_list(box, from_process=0)[0]
+        return self._prepare_here(proposals, generation)
+
+    def _fit(self, genome: Genome, rng: random.Random, protected=()) -> tuple[Genome | None, dict, dict | None, list]:
+        """(genome within budget or None, its measurements, what the repair did or None, index map)."""
+        measured, why = self.budget.check(genome)
+        if not why:
+            return genome, measured, None, list(range(len(genome)))
+        fixed = repair(genome, self.budget, rng, widths=self.config.widths, min_blocks=self.config.min_blocks,
+                       protected=protected)
+        note = {"reason": why, "steps": fixed.steps, "fitted": fixed.genome is not None}
+        return fixed.genome, fixed.measured, note, fixed.index_map
+
+    def _fit_proposal(self, genome: Genome, rng: random.Random) -> tuple[Genome, dict, dict | None]:
+        """A proposal within budget: repaired, else redrawn (and repaired) up to REDRAWS times;
+        when nothing fits, the proposal itself (refused, untrained, in :meth:`_evaluate`)."""
+        fitted, measured, note, _ = self._fit(genome, rng)
+        if fitted is not None:
+            return fitted, measured, note
+        sample = getattr(self.strategy, "_sample", None)
+        for attempt in range(REDRAWS if sample else 0):
+            drawn, drawn_measured, _, _ = self._fit(sample(rng), rng)
+            if drawn is not None:
+                return drawn, drawn_measured, {**note, "redrawn": attempt + 1}
+        return genome, measured, note
+
+    def _prepare_here(self, proposals: list[tuple[Genome, str]], generation: int) -> list[dict]:
         rate = self._mask_rate(generation) if self.reconstructor is not None else None
-        pending = [{"genome": g.to_list(), "origin": origin, "reconstructed": False, "predicted_blocks": [],
-                    "mask_rate": rate, "proposed_hash": g.hash()} for g, origin in proposals]
+        pending = []
+        for index, (g, origin) in enumerate(proposals):
+            rng = random.Random(_seed_for(self.config.seed, "budget", generation, index))
+            fitted, measured, note = self._fit_proposal(g, rng)
+            pending.append({"genome": fitted.to_list(), "origin": origin, "reconstructed": False,
+                            "predicted_blocks": [], "mask_rate": rate, "proposed_hash": g.hash(),
+                            "measured": measured, "budget_repair": note})
         if self.reconstructor is not None and pending:
+            proposals = [(Genome.from_json(c["genome"]), c["origin"]) for c in pending]
             results = self.reconstructor(
                 [g for g, _ in proposals], mask_rate=rate,
                 seed=_seed_for(self.config.seed, "gpt", generation), window_size=self.config.window_size,
@@ -445,10 +503,18 @@ class NASSearcher:
                 temperature=float(self.config.reconstruction_temperature),
                 image_size=self.data.image_size, in_channels=self.data.channels,
             )
-            for candidate, result in zip(pending, results):
-                if result["predicted_blocks"]:
-                    candidate.update(genome=result["genome"], reconstructed=True,
-                                     predicted_blocks=result["predicted_blocks"])
+            for index, (candidate, result) in enumerate(zip(pending, results)):
+                if not result["predicted_blocks"]:
+                    continue
+                rng = random.Random(_seed_for(self.config.seed, "budget-gpt", generation, index))
+                rebuilt, measured, note, index_map = self._fit(Genome.from_json(result["genome"]), rng,
+                                                               protected=result["predicted_blocks"])
+                if rebuilt is None:  # the GPT's blocks cannot be fitted: keep the proposal
+                    candidate["gpt_over_budget"] = note["reason"]
+                    continue
+                predicted = sorted(index_map[i] for i in result["predicted_blocks"] if index_map[i] is not None)
+                candidate.update(genome=rebuilt.to_list(), reconstructed=True, predicted_blocks=predicted,
+                                 measured=measured, gpt_budget_repair=note)
         return pending
 
     def _evaluate(self, candidate: dict, generation: int) -> dict:
@@ -463,13 +529,16 @@ class NASSearcher:
             **{k: candidate[k] for k in ("proxy", "proxy_score", "proxy_seconds") if k in candidate},
         }
         started = time.perf_counter()
-        size = measure_genome(genome, self.data.channels, self.data.num_classes, self.data.image_size)
-        problem = over_budget(size, self.config.max_parameters, self.config.max_activations,
-                              "the recipe's max_parameters / max_activations")
+        measured = candidate.get("measured") or self.budget.measure(genome)
+        record.update({k: measured[k] for k in ("macs", "latency_ms") if k in measured},
+                      **{k: candidate[k] for k in ("budget_repair", "gpt_budget_repair", "gpt_over_budget")
+                         if candidate.get(k)})
+        problem = self.budget.problem(measured)
         if problem:  # refused before anything is allocated
-            return {**record, "fitness": 0.0, "top5": 0.0, "parameters": size.parameters, "trainable_parameters": 0,
-                    "activations": size.activations, "train_scope": "", "status": "budget", "reason": problem,
-                    "seconds": round(time.perf_counter() - started, 3), "images_per_second": 0.0}
+            return {**record, "fitness": 0.0, "top5": 0.0, "parameters": measured["parameters"],
+                    "trainable_parameters": 0, "activations": measured["activations"], "train_scope": "",
+                    "status": "budget", "reason": problem, "seconds": round(time.perf_counter() - started, 3),
+                    "images_per_second": 0.0}
         seed = _seed_for(self.config.seed, genome.hash())
         torch.manual_seed(seed)
         network = build_network(genome, in_channels=self.data.channels, num_classes=self.data.num_classes)
@@ -479,7 +548,7 @@ class NASSearcher:
         return {
             **record, "fitness": result.fitness, "top5": result.top5,
             "parameters": count_parameters(network), "trainable_parameters": result.trainable_parameters,
-            "activations": size.activations, "train_scope": result.train_scope, "status": result.status,
+            "activations": measured["activations"], "train_scope": result.train_scope, "status": result.status,
             "reason": result.reason, "seconds": round(time.perf_counter() - started, 3),
             "images_per_second": result.images_per_second,
         }
@@ -597,6 +666,7 @@ class NASSearcher:
         while state["phase"] != "done":
             offspring = self._evaluate_pending(state, cache)
             if state["generation"] == 0:
+                self._check_something_fits(state["pending"], cache)
                 population = sorted(offspring, key=lambda ind: -ind.fitness)[: self.config.population_size]
             else:
                 population = self.strategy.select(population, offspring, rng)
@@ -615,6 +685,16 @@ class NASSearcher:
                 self._write_reports(state, population, cache)
         best = max(population, key=lambda ind: ind.fitness)
         return SearchResult(best, population, state["history"], self.output_dir, len(cache))
+
+    def _check_something_fits(self, pending: list[dict], cache: dict) -> None:
+        """A budget that no genome of the initial population fits, even after repair and
+        redraws, is an error: there would be no network to return."""
+        statuses = [cache[Genome.from_json(c["genome"]).hash()]["status"] for c in pending]
+        if statuses and all(status == "budget" for status in statuses):
+            reason = cache[Genome.from_json(pending[0]["genome"]).hash()]["reason"]
+            raise ValueError(f"no genome of generation 0 fits the budget, even repaired (narrower, fewer blocks) or "
+                             f"drawn again: {reason}. Raise max_params / max_macs / max_activations / "
+                             "max_latency_ms, or search smaller networks (widths, min_blocks)")
 
     def _check_resume(self, state: dict) -> None:
         """Refuse to resume with other data or other settings, naming what differs."""
