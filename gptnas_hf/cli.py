@@ -147,7 +147,8 @@ def cmd_search(args) -> int:
 
     overrides = {"output_dir": args.output_dir, "seed": args.seed, "use_gpt": args.use_gpt, "strategy": args.strategy,
                  "model": args.model, "generations": args.generations, "population_size": args.population_size,
-                 "dataset": args.dataset}  # every override is part of the run's recorded settings
+                 "dataset": args.dataset, "log_with": args.log_with, "max_params": args.max_params,
+                 "max_macs": args.max_macs, "max_latency_ms": args.max_latency_ms}  # all recorded with the run
     config = SearchConfig.from_yaml(args.recipe, **overrides)
     result = NASSearcher(config).run(resume=args.resume)
     if PartialState().is_main_process:
@@ -160,7 +161,7 @@ def cmd_retrain(args) -> int:
     from .search.retrain import retrain_run
 
     overrides = {"epochs": args.epochs} if args.epochs else {}
-    summary = retrain_run(args.run, dataset=args.dataset, recipe=args.recipe, **overrides)
+    summary = retrain_run(args.run, dataset=args.dataset, recipe=args.recipe, pick=args.pick, **overrides)
     summary.pop("history")
     print(json.dumps(summary, indent=1))
     return 0
@@ -169,7 +170,8 @@ def cmd_retrain(args) -> int:
 def cmd_export(args) -> int:
     from .hub import export_run
 
-    files = export_run(args.run, args.out, weights=args.weights, dataset=args.dataset, repo_id=args.repo_id)
+    files = export_run(args.run, args.out, weights=args.weights, dataset=args.dataset, repo_id=args.repo_id,
+                       pick=args.pick)
     print("\n".join(files))
     return 0
 
@@ -179,7 +181,7 @@ def cmd_push(args) -> int:
 
     message = {"commit_message": args.commit_message} if args.commit_message else {}
     commit = push_run(args.run, args.repo_id, private=args.private, token=args.token, weights=args.weights,
-                      dataset=args.dataset, **message)
+                      dataset=args.dataset, pick=args.pick, **message)
     print(getattr(commit, "commit_url", None) or commit)
     return 0
 
@@ -192,6 +194,10 @@ def cmd_push_model(args) -> int:
                                      model_card=args.model_card, **message)
     print(getattr(commit, "commit_url", None) or commit)
     return 0
+
+
+PICK_HELP = ("which network of the run: best (default), smallest-within:D (the fewest parameters within D of the "
+             "best accuracy, e.g. 0.01), max-params:N or max-macs:N (the most accurate within N; 20k, 1.5M accepted)")
 
 
 def _bool(text: str) -> bool:
@@ -283,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="architecture GPT checkpoint (default: the shipped one)")
     p.add_argument("--generations", type=int, default=None)
     p.add_argument("--population-size", type=int, default=None)
+    p.add_argument("--max-params", type=int, default=None, help="budget: parameters of a candidate")
+    p.add_argument("--max-macs", type=int, default=None, help="budget: multiply-accumulates for one image")
+    p.add_argument("--max-latency-ms", type=float, default=None,
+                   help="budget: ms of one image's forward pass on the evaluation device")
+    p.add_argument("--log-with", default=None, help="experiment trackers through accelerate: tensorboard, wandb, "
+                   "mlflow, trackio or all (comma-separated; each is an extra, e.g. pip install 'gptnas-hf[tensorboard]')")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("retrain", help="train a run's best genome on the full training set and test it")
@@ -291,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="overrides the recipe's retrain epochs")
     p.add_argument("--recipe", default=None, help="take the retrain section from this recipe instead of the run's "
                    "(e.g. a corrected one); the search is kept")
+    p.add_argument("--pick", default="best", help=PICK_HELP)
     p.set_defaults(func=cmd_retrain)
 
     token_help = "a Hub token (default: HF_TOKEN or the `hf auth login` one; prefer those, an argument shows in `ps`)"
@@ -301,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retrained (needs `gptnas retrain`), init (untrained), auto: retrained if there")
     p.add_argument("--dataset", default=None, help="where the run's data is, if not where the search found it")
     p.add_argument("--repo-id", default=None, help="the Hub repo the card's usage snippet names")
+    p.add_argument("--pick", default="best", help=PICK_HELP)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("push", help="export a run's best network and upload it to a Hub model repo in one commit")
@@ -311,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", choices=("auto", "retrained", "init"), default="auto")
     p.add_argument("--dataset", default=None, help="where the run's data is, if not where the search found it")
     p.add_argument("--commit-message", default=None, help="default: 'Upload a network found by gptnas-hf'")
+    p.add_argument("--pick", default="best", help=PICK_HELP)
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("push-model", help="upload an architecture GPT checkpoint (code, pipeline, card) to the Hub")

@@ -161,6 +161,7 @@ class _RunInfo:
     mean: list[float]
     std: list[float]
     wall_seconds: float | None
+    pick: str = "best"  # which network of the run (search/pareto.py)
 
 
 def _read_records(path: Path, key: str | None = None) -> list[dict]:
@@ -177,7 +178,7 @@ def _read_records(path: Path, key: str | None = None) -> list[dict]:
     return records
 
 
-def _collect(run_dir, weights: str, dataset) -> _RunInfo:
+def _collect(run_dir, weights: str, dataset, pick: str = "best") -> _RunInfo:
     from .data import ImageData, load_image_data
     from .search.retrain import RETRAIN_FILE, RETRAINED_WEIGHTS, load_run
     from .search.searcher import DATA_FILE, EVALUATIONS_FILE
@@ -186,6 +187,8 @@ def _collect(run_dir, weights: str, dataset) -> _RunInfo:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
     run_dir = Path(run_dir)
     config, genome, state = load_run(run_dir)  # FileNotFoundError / ValueError naming the problem
+    records = _read_records(run_dir / EVALUATIONS_FILE, state.get("evaluation_key"))
+    genome = picked_genome(genome, records, pick)
     retrain = None
     if (run_dir / RETRAIN_FILE).is_file():
         try:
@@ -197,7 +200,10 @@ def _collect(run_dir, weights: str, dataset) -> _RunInfo:
         raise FileNotFoundError(f"run {str(run_dir)!r} has no {RETRAINED_WEIGHTS}: run `gptnas retrain --run "
                                 f"{run_dir}` first, or export with weights='init'")
     chosen = "retrained" if weights in ("auto", "retrained") and has_weights else "init"
-    if chosen == "retrained" and retrain is not None and retrain.get("genome_hash") not in (None, genome.hash()):
+    other_genome = retrain is not None and retrain.get("genome_hash") not in (None, genome.hash())
+    if chosen == "retrained" and other_genome and weights == "auto" and pick != "best":
+        chosen = "init"  # the retrained weights belong to another point of the front
+    if chosen == "retrained" and other_genome:
         raise ValueError(f"{run_dir / RETRAINED_WEIGHTS} was trained for genome {retrain['genome_hash'][:12]}, but "
                          f"the run's best genome is now {genome.hash()[:12]}: retrain the run again")
     if chosen == "init":
@@ -210,7 +216,6 @@ def _collect(run_dir, weights: str, dataset) -> _RunInfo:
     else:
         data = load_image_data(dataset or config.dataset, seed=config.seed, progress=False, **config.data).describe()
 
-    records = _read_records(run_dir / EVALUATIONS_FILE, state.get("evaluation_key"))
     best_record = next((r for r in records if r.get("hash") == genome.hash()), None)
     if best_record is None:
         best = max(state.get("population", []), key=lambda ind: ind.get("fitness", 0.0), default={})
@@ -225,8 +230,18 @@ def _collect(run_dir, weights: str, dataset) -> _RunInfo:
         run_dir=run_dir, config=config, genome=genome, state=state, records=records, best_record=best_record,
         retrain=retrain, weights=chosen, retrained_available=has_weights, channels=data["channels"],
         image_size=data["image_size"], class_names=data["class_names"], mean=data["mean"], std=data["std"],
-        wall_seconds=wall,
+        wall_seconds=wall, pick=pick,
     )
+
+
+def picked_genome(best, records: list[dict], pick: str = "best"):
+    """The run's ``best`` genome, or the one ``pick`` chooses among its records (:mod:`.search.pareto`)."""
+    from .search.pareto import parse_pick, pick_record
+    from .search_space import Genome
+
+    if parse_pick(pick)[0] == "best":
+        return best
+    return Genome.from_json(pick_record(records, pick)["genome"])
 
 
 def _public_name(source: str | None) -> str | None:
@@ -436,6 +451,11 @@ def _card(info: _RunInfo, model, repo_id: str | None):
     origin = info.best_record.get("origin")
     if origin:
         found_line += f" ({origin}{', rebuilt by the GPT' if info.best_record.get('reconstructed') else ''})"
+    if info.best_record.get("macs") is not None:
+        found_line += f"; {info.best_record['macs']:,} MACs per image"
+    if info.pick != "best":
+        found_line += (f"; chosen with `--pick {info.pick}` from the run's accuracy/cost front, not the most "
+                       "accurate network of the search")
     layers = _layer_listing(model, info)
     genome_json = "[\n" + ",\n".join("  " + json.dumps(block) for block in info.genome.to_list()) + "\n]"
     usage = f'''```python
@@ -542,7 +562,7 @@ def _write_card(info: _RunInfo, model, out: Path, repo_id: str | None) -> None:
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path, *, weights: str = "auto", dataset=None,
-               repo_id: str | None = None) -> list[str]:
+               repo_id: str | None = None, pick: str = "best") -> list[str]:
     """Write a search run's best network as a ``transformers`` model directory.
 
     ``weights``: ``"retrained"`` (the run's ``retrained.safetensors``; an error if missing),
@@ -551,13 +571,16 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, weights: str = "auto
     ``dataset``: the run's data, as an :class:`~gptnas_hf.data.ImageData` or a source, when it
     is not where the search found it (channels, size, labels and normalisation come from it).
     ``repo_id``: used in the card's usage snippet. ``out_dir`` must be new or empty.
+    ``pick``: which network of the run: ``"best"`` (the most accurate), ``"smallest-within:0.01"``,
+    ``"max-params:N"`` or ``"max-macs:N"`` (:mod:`gptnas_hf.search.pareto`); with ``weights="auto"``
+    a picked network uses the retrained weights only if ``gptnas retrain --pick`` trained it.
 
     Returns the names of the files written (sorted).
     """
     if repo_id is not None:
         validate_repo_id(repo_id)
     target = _OutDir(out_dir)
-    info = _collect(run_dir, weights, dataset)
+    info = _collect(run_dir, weights, dataset, pick)
     with target as out:
         model = _save_model_dir(info, out)
         _write_card(info, model, out, repo_id)
@@ -568,14 +591,14 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, weights: str = "auto
 
 def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, token: str | None = None,
              commit_message: str = DEFAULT_COMMIT_MESSAGE, weights: str = "auto", dataset=None,
-             revision: str | None = None, create_pr: bool = False, api=None):
+             revision: str | None = None, create_pr: bool = False, api=None, pick: str = "best"):
     """Export ``run_dir`` (see :func:`export_run`) to a temporary directory and upload it to the
     model repo ``repo_id`` in one commit (``create_repo(exist_ok=True)`` then ``upload_folder``).
     ``token``: a Hub token (default: the logged-in one / ``HF_TOKEN``); used for the API calls
     only, never written or logged. ``api``: an ``HfApi`` to use instead of a new one.
     Returns ``upload_folder``'s ``CommitInfo``."""
     validate_repo_id(repo_id)
-    info = _collect(run_dir, weights, dataset)
+    info = _collect(run_dir, weights, dataset, pick)
     with tempfile.TemporaryDirectory(prefix="gptnas-push-") as tmp:
         staged = Path(tmp)
         model = _save_model_dir(info, staged)

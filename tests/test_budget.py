@@ -122,3 +122,51 @@ def test_budget_settings_are_checked_and_the_old_name_still_reads():
     for key, value in (("max_macs", 0), ("max_latency_ms", -1.0), ("max_params", 0)):
         with pytest.raises(RecipeError, match=key):
             SearchConfig.from_dict({key: value})
+
+
+def test_a_budgeted_search_from_a_recipe_end_to_end(tmp_path):
+    """The recipe's max_params holds for every trained candidate and the best; the run leaves
+    pareto.png and TensorBoard event files; export --pick chooses the network it names."""
+    import json
+
+    import yaml
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from gptnas_hf.cli import main
+    from gptnas_hf.search.pareto import pick_record
+
+    recipe = tmp_path / "budget.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "strategy": "ga", "population_size": 4, "generations": 1, "min_blocks": 4, "max_blocks": 6,
+        "widths": [16, 32, 64], "max_downsamples": 2, "use_gpt": False, "dataset": "digits", "seed": 0,
+        "max_params": 20000, "log_with": "tensorboard",
+        "data": {"max_train_per_class": 10, "val_fraction": 0.25},
+        "evaluation": {"epochs": 1, "batch_size": 32, "augment": False, "max_batches_per_epoch": 1},
+    }))
+    run = tmp_path / "run"
+    assert main(["search", "--recipe", str(recipe), "--output-dir", str(run)]) == 0
+    rows = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
+    trained = [r for r in rows if r["status"] == "ok"]
+    assert trained and all(r["parameters"] <= 20000 and r["macs"] > 0 for r in trained)
+    assert any(r.get("budget_repair") for r in rows)  # the budget bound: some proposals were repaired
+    best = Genome.from_json((run / "best_genome.json").read_text())
+    assert measure_genome(best, 1, 10, 32).parameters <= 20000
+    assert (run / "pareto.png").stat().st_size > 1000
+    report = (run / "report.md").read_text()
+    assert "## Accuracy against cost" in report and "max_params 20,000" in report
+    logdirs = [p.parent for p in (run / "trackers").rglob("events.out.tfevents.*")]
+    scalars = {}
+    for logdir in logdirs:
+        events = EventAccumulator(str(logdir), size_guidance={"scalars": 0}).Reload()
+        for tag in events.Tags()["scalars"]:
+            scalars[tag] = events.Scalars(tag)
+    assert len(scalars["candidate/fitness"]) == len(trained) and len(scalars["generation/best"]) == 2
+    assert "tensorboard" in json.loads((run / "state.json").read_text())["trackers"]
+
+    expected = pick_record(rows, "smallest-within:0.01")
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "small"), "--pick", "smallest-within:0.01",
+                 "--weights", "init"]) == 0
+    exported = json.loads((tmp_path / "small" / "config.json").read_text())
+    assert Genome.from_json(exported["genome"]) == Genome.from_json(expected["genome"])
+    assert "--pick smallest-within:0.01" in (tmp_path / "small" / "README.md").read_text()
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "bad"), "--pick", "max-params:1"]) != 0

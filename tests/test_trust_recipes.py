@@ -64,7 +64,7 @@ BAD_SEARCH_RECIPES = {
     "bool as string": ({"use_gpt": "yes"}, ["use_gpt: expected true or false"]),
     "section not a mapping": ({"evaluation": [1, 2]}, ["evaluation: expected a mapping"]),
     "not a mapping": ("- a\n- b\n", ["not a YAML mapping"]),
-    "budget": ({"max_parameters": 0}, ["max_parameters: must be at least 1"]),
+    "budget": ({"max_params": 0}, ["max_params: must be at least 1"]),
 }
 
 

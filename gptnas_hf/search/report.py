@@ -1,5 +1,6 @@
-"""What a search run leaves beside its state: ``best_genome.json``, ``report.md`` and
-``progress.png`` (best and mean fitness per generation; accuracy against evaluations).
+"""What a search run leaves beside its state: ``best_genome.json``, ``report.md``,
+``progress.png`` (best and mean fitness per generation; accuracy against evaluations) and
+``pareto.png`` (accuracy against parameters and MACs, with the Pareto front: :mod:`.pareto`).
 
 ``report.md`` names the data searched (source, classes, image size, split sizes, and how
 images of other sizes were resized), and after ``gptnas retrain`` a "Final training" section
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+
+from .pareto import COSTS, front_table, plot_pareto
 
 
 def plot_progress(history: list[dict], records: list[dict], path: Path, title: str) -> None:
@@ -68,6 +71,9 @@ def write_reports(output_dir: Path, config, state: dict, population, records: li
     strategy = config.strategy.upper() if config.strategy == "ga" else config.strategy.capitalize()
     setting = f"{strategy}{'+GPT' if config.use_gpt else ''}"
     plot_progress(state["history"], records, output_dir / "progress.png", f"{setting} on {config.dataset}")
+    limits = {"parameters": config.max_params, "macs": config.max_macs}
+    plot_pareto(records, output_dir / "pareto.png", f"{setting} on {config.dataset}: accuracy against cost", limits)
+    repaired = [r for r in records if r.get("budget_repair") or r.get("gpt_budget_repair") or r.get("gpt_over_budget")]
     failures = [r for r in records if r["status"] not in ("ok", "prefiltered")]
     prefiltered = sum(r["status"] == "prefiltered" for r in records)
     elapsed = time.time() - state.get("started", time.time())
@@ -83,7 +89,9 @@ def write_reports(output_dir: Path, config, state: dict, population, records: li
         + (f", {prefiltered} left untrained by the {config.prefilter} pre-filter" if prefiltered else "")
         + f"), {sum(r['seconds'] for r in records):.0f} s of training, {elapsed:.0f} s wall",
         f"- best validation top-1: **{best.fitness:.4f}** ({best_record.get('parameters', 0):,} parameters, "
-        f"{len(best.genome)} blocks)",
+        + (f"{best_record['macs']:,} MACs, " if best_record.get("macs") is not None else "")
+        + f"{len(best.genome)} blocks)",
+        _budget_line(config, repaired),
         "",
         "## Generations",
         "",
@@ -94,12 +102,28 @@ def write_reports(output_dir: Path, config, state: dict, population, records: li
         offspring = "" if h["offspring_best"] is None else f"{h['offspring_best']:.4f}"
         lines.append(f"| {h['generation']} | {h['best']:.4f} | {h['mean']:.4f} | {offspring} | {h['reconstructed']} "
                      f"| {h['evaluations']} |")
-    lines += ["", "![progress](progress.png)", "", "## Best genome", "", "```json", best.genome.to_json(indent=1), "```"]
+    lines += ["", "![progress](progress.png)", "", "## Accuracy against cost", "",
+              "The Pareto front: no other trained candidate is as accurate at lower cost. "
+              "`gptnas export --pick smallest-within:0.01` (or `max-params:N`, `max-macs:N`) exports another point "
+              "than the most accurate.", ""]
+    for cost in COSTS:
+        if any(r.get(cost) is not None and r.get("status") == "ok" for r in records):
+            lines += front_table(records, cost) + [""]
+    lines += ["![pareto](pareto.png)", "", "## Best genome", "", "```json", best.genome.to_json(indent=1), "```"]
     if failures:
         lines += ["", "## Failed candidates", ""]
         lines += [f"- `{r['hash'][:10]}`: {r['status']}: {r['reason']}" for r in failures]
     final = _final_section(output_dir / "report.md")
     (output_dir / "report.md").write_text("\n".join(lines) + "\n" + final)
+
+
+def _budget_line(config, repaired: list[dict]) -> str:
+    limits = [f"{name} {value:,}" for name, value in (("max_params", config.max_params), ("max_macs", config.max_macs),
+                                                      ("max_activations", config.max_activations),
+                                                      ("max_latency_ms", config.max_latency_ms)) if value is not None]
+    gpt = sum(bool(r.get("gpt_over_budget")) for r in repaired)
+    return (f"- budget: {', '.join(limits) or 'none'}; {len(repaired)} candidate{'s' if len(repaired) != 1 else ''} "
+            f"repaired or redrawn to fit" + (f" ({gpt} GPT reconstructions over budget dropped)" if gpt else ""))
 
 
 def _final_section(report: Path) -> str:

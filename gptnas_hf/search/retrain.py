@@ -51,16 +51,22 @@ def load_run(run_dir: str | Path) -> tuple[SearchConfig, Genome, dict]:
     return config, Genome.from_json(best_path.read_text()), state
 
 
-def retrain_run(run_dir: str | Path, dataset=None, recipe: str | Path | None = None, **overrides) -> dict:
-    """Retrain the best genome of ``run_dir`` with the ``retrain`` settings (the run's, or
-    ``recipe``'s, plus ``overrides``); writes ``retrained.safetensors`` and ``retrain.json``
-    there and a "Final training" section into ``report.md``. ``dataset``: where the run's data
-    is, when it is not where the search found it."""
+def retrain_run(run_dir: str | Path, dataset=None, recipe: str | Path | None = None, pick: str = "best",
+                **overrides) -> dict:
+    """Retrain the best genome of ``run_dir`` (or the one ``pick`` chooses: :mod:`.pareto`) with
+    the ``retrain`` settings (the run's, or ``recipe``'s, plus ``overrides``); writes
+    ``retrained.safetensors`` and ``retrain.json`` there and a "Final training" section into
+    ``report.md``. ``dataset``: where the run's data is, when it is not where the search found it."""
     from ..data import load_image_data
     from ..evaluation import retrain_network
 
     run_dir = Path(run_dir)
-    config, genome, _ = load_run(run_dir)
+    config, genome, state = load_run(run_dir)
+    if pick != "best":
+        from ..hub import _read_records, picked_genome
+        from .searcher import EVALUATIONS_FILE
+
+        genome = picked_genome(genome, _read_records(run_dir / EVALUATIONS_FILE, state.get("evaluation_key")), pick)
     if recipe is not None:
         section, where = read_recipe(recipe).get("retrain") or {}, f"recipe {str(recipe)!r}"
     else:
@@ -89,7 +95,7 @@ def retrain_run(run_dir: str | Path, dataset=None, recipe: str | Path | None = N
     save_file({k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}, str(run_dir / RETRAINED_WEIGHTS))
     train_images = len(data.train_y) + (len(data.val_y) if retrain_config_.use_val else 0)
     summary = {
-        "genome_hash": genome.hash(), "test_top1": result.test_top1, "test_top5": result.test_top5,
+        "genome_hash": genome.hash(), "pick": pick, "test_top1": result.test_top1, "test_top5": result.test_top5,
         "parameters": count_parameters(network), "epochs": retrain_config_.epochs, "dataset": str(config.dataset),
         "use_val": retrain_config_.use_val, "settings_from": where,
         "settings": {k: v for k, v in dataclasses.asdict(retrain_config_).items() if k != "progress"},

@@ -58,6 +58,7 @@ from ..recipe_config import (NON_NEGATIVE, POSITIVE, UNIT, RecipeError, check_fi
 from ..search_space import MAX_WIDTH, Genome, build_network, count_parameters
 from .budget import SearchBudget, repair
 from .schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
+from .tracking import SearchTracker
 from .strategies import STRATEGIES, Individual, create_strategy
 
 try:  # POSIX: concurrent appends from several processes are serialised with flock
@@ -303,6 +304,7 @@ class NASSearcher:
             self.reconstructor = self._load_pipeline(model or config.model)
         self.evaluation_key = self._evaluation_key(model or config.model)
         self._accelerator = None
+        self._tracker = None  # the experiment trackers of a running search (tracking.py)
         self.budget = SearchBudget(
             max_params=config.max_params, max_activations=config.max_activations, max_macs=config.max_macs,
             max_latency_ms=config.max_latency_ms, in_channels=self.data.channels, num_classes=self.data.num_classes,
@@ -565,7 +567,7 @@ class NASSearcher:
         mine = todo[distributed.process_index::distributed.num_processes]
         bar = tqdm(total=len(pending), initial=len(pending) - len(todo), disable=not self.config.progress
                    or not distributed.is_main_process, desc=f"generation {state['generation']}", unit="net")
-        fresh = []
+        fresh, first_step = [], len(cache) + 1
         for index in mine:
             record = self._evaluate(pending[index], state["generation"])
             fresh.append(record)
@@ -575,8 +577,12 @@ class NASSearcher:
             bar.set_postfix(best=f"{max((r['fitness'] for r in cache.values()), default=0):.3f}")
         bar.close()
         if distributed.num_processes > 1:
-            for record in gather_object(fresh):
+            fresh = gather_object(fresh)
+            for record in fresh:
                 cache[record["hash"]] = record
+        if self._tracker is not None:
+            for step, record in enumerate(fresh, first_step):
+                self._tracker.log_candidate(record, step)
         individuals = []
         for candidate in pending:
             record = cache[Genome.from_json(candidate["genome"]).hash()]
@@ -659,9 +665,22 @@ class NASSearcher:
                      "rng": _rng_state(rng), "strategy": self.strategy.state_dict(), "started": time.time(),
                      "data": {"source": str(self.config.dataset), "fingerprint": self.data_fingerprint},
                      "evaluation_key": self.evaluation_key}
+        self._tracker = SearchTracker(self.config.log_with, self.output_dir, self.output_dir.resolve().name or "search",
+                                      config=self.config.to_dict(), run_state=state.get("trackers"),
+                                      is_main_process=distributed.is_main_process)
+        if self._tracker.enabled:
+            state["trackers"] = self._tracker.state_dict()
         if distributed.is_main_process:
             self._save_state(state)
             _atomic_write(self.output_dir / DATA_FILE, json.dumps(self.data.describe(), indent=1))
+        try:
+            return self._loop(state, cache, rng)
+        finally:
+            self._tracker.finish()
+            self._tracker = None
+
+    def _loop(self, state: dict, cache: dict, rng: random.Random) -> SearchResult:
+        distributed = self._distributed()
         population = [Individual.from_dict(d) for d in state["population"]]
         while state["phase"] != "done":
             offspring = self._evaluate_pending(state, cache)
@@ -670,7 +689,9 @@ class NASSearcher:
                 population = sorted(offspring, key=lambda ind: -ind.fitness)[: self.config.population_size]
             else:
                 population = self.strategy.select(population, offspring, rng)
-            state["history"].append(self._stats(state["generation"], population, offspring, cache))
+            state["history"].append(self._stats(state["generation"], population, offspring, cache,
+                                                self._mask_rate(state["generation"]) if self.reconstructor else None))
+            self._tracker.log_generation(state["history"][-1], state["generation"])
             state["population"] = [ind.to_dict() for ind in population]
             if state["generation"] >= self.config.generations:
                 state.update(phase="done", pending=[])
@@ -716,12 +737,14 @@ class NASSearcher:
                              "--output-dir")
 
     @staticmethod
-    def _stats(generation: int, population: list[Individual], offspring: list[Individual], cache: dict) -> dict:
+    def _stats(generation: int, population: list[Individual], offspring: list[Individual], cache: dict,
+               mask_rate: float | None = None) -> dict:
         fitness = [ind.fitness for ind in population]
         return {
             "generation": generation, "best": max(fitness), "mean": sum(fitness) / len(fitness),
             "offspring_best": max(ind.fitness for ind in offspring) if offspring else None,
             "reconstructed": sum(ind.reconstructed for ind in offspring), "evaluations": len(cache),
+            "mask_rate": mask_rate,
         }
 
     def _write_reports(self, state: dict, population: list[Individual], cache: dict) -> None:
