@@ -17,7 +17,7 @@ from typing import Sequence
 
 import datasets
 import torch
-from transformers import PreTrainedTokenizerFast, Trainer, TrainingArguments
+from transformers import PreTrainedTokenizerFast, Trainer
 
 from .configuration_gptnas import GPTNASConfig
 from .modeling_gptnas import GPTNASForArchitectureModeling

@@ -28,6 +28,7 @@ EXPECTED = {
     "reconstruction_effect": ("gpt_minus_original", "gpt_minus_control", "at_chance_fraction", "kept_kind_fraction"),
     "with_without_gpt": ("settings", "pairs", "ga_gpt_minus_ga", "random_gpt_minus_random"),
     "prefilter": ("arms", "prefilter_minus_plain", "cost_ratio"),
+    "search_wall": ("quickstart", "under_load", "cores"),
 }
 
 

@@ -77,9 +77,9 @@ def test_random_search_without_the_gpt_on_28x28_grayscale(tmp_path):
 
 
 def test_nan_and_out_of_memory_candidates_get_fitness_zero(tmp_path, digits, monkeypatch):
-    import gptnas_hf.search.searcher as searcher_module
+    import gptnas_hf.search.workers as workers_module
 
-    real_build = searcher_module.build_network
+    real_build = workers_module.build_network
     built = []
 
     class Failing(torch.nn.Module):
@@ -99,8 +99,9 @@ def test_nan_and_out_of_memory_candidates_get_fitness_zero(tmp_path, digits, mon
         mode = {1: "nan", 2: "oom"}.get(len(built))
         return Failing(network, mode) if mode else network
 
-    monkeypatch.setattr(searcher_module, "build_network", build)
-    config = SearchConfig.from_dict({**TINY, "use_gpt": False, "generations": 1, "output_dir": str(tmp_path / "run")})
+    monkeypatch.setattr(workers_module, "build_network", build)  # in this process: one worker
+    config = SearchConfig.from_dict({**TINY, "use_gpt": False, "generations": 1, "workers": 1,
+                                     "output_dir": str(tmp_path / "run")})
     result = NASSearcher(config, dataset=digits).run()
     rows = records(tmp_path / "run")
     statuses = {r["status"]: r for r in rows}
@@ -137,7 +138,8 @@ def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path):
     from gptnas_hf.hub import export_run
 
     recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(yaml.safe_dump({**TINY, "data": {**TINY["data"], "cache_dir": str(tmp_path / "cache")}}))
+    recipe.write_text(yaml.safe_dump({**TINY, "data": {**TINY["data"], "cache_dir": str(tmp_path / "cache")},
+                                      "workers": 2}))  # candidates trained by two worker processes
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     subprocess.run(_search_command(recipe, straight), env=env, check=True, capture_output=True, timeout=600)
@@ -151,8 +153,15 @@ def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path):
             break
         time.sleep(0.05)
     assert process.poll() is None, "the search ended before it could be killed"
+    workers = subprocess.run(["ps", "-o", "pid=", "--ppid", str(process.pid)], capture_output=True,
+                             text=True).stdout.split()  # the candidate-training processes (workers.py)
+    assert workers, "no worker processes to kill"
     process.send_signal(signal.SIGKILL)
     process.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "a worker outlived the killed search"
     state = json.loads((killed / "state.json").read_text())
     assert state["phase"] != "done"
     lines = log.read_bytes().splitlines(keepends=True)
@@ -258,3 +267,17 @@ def test_prefilter_trains_only_the_top_share_and_records_the_rest_untrained(tmp_
     assert "left untrained by the naswot pre-filter" in report and "Failed candidates" not in report
     with pytest.raises(ValueError, match="prefilter"):
         SearchConfig.from_dict({**TINY, "prefilter": "magic"})
+
+
+def test_parallel_workers_give_the_same_records_as_one_process(tmp_path, digits):
+    """Candidates trained by 2 worker processes (1 thread each) score exactly as in-process."""
+    results, threads_before = {}, torch.get_num_threads()
+    for workers in (1, 2):
+        config = SearchConfig.from_dict({**TINY, "use_gpt": False, "workers": workers, "threads": 1,
+                                         "output_dir": str(tmp_path / f"w{workers}")})
+        results[workers] = NASSearcher(config, dataset=digits).run()
+    key = lambda rows: sorted((r["hash"], r["fitness"], r["top5"], r["status"], r["threads"]) for r in rows)
+    one, two = records(tmp_path / "w1"), records(tmp_path / "w2")
+    assert key(one) == key(two) and all(r["threads"] == 1 for r in two)
+    assert results[1].best_genome == results[2].best_genome
+    assert torch.get_num_threads() == threads_before  # the search put the threads back

@@ -48,6 +48,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from tqdm.auto import tqdm
@@ -55,10 +56,11 @@ from tqdm.auto import tqdm
 from ..genome_budget import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMETERS
 from ..recipe_config import (NON_NEGATIVE, POSITIVE, UNIT, RecipeError, check_fields, data_config, eval_config,
                              read_recipe, retrain_config)
-from ..search_space import MAX_WIDTH, Genome, build_network, count_parameters
+from ..search_space import MAX_WIDTH, Genome
 from .budget import SearchBudget, repair
 from .schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
 from .tracking import SearchTracker
+from .workers import CandidatePool, resolve_threads, resolve_workers, torch_threads, train_genome
 from .strategies import STRATEGIES, Individual, create_strategy
 
 try:  # POSIX: concurrent appends from several processes are serialised with flock
@@ -87,6 +89,7 @@ SEARCH_CHECKS = {
     "prefilter_keep": (lambda v: 0 < v <= 1, "a share in (0, 1]"),
     "max_params": POSITIVE, "max_activations": POSITIVE, "max_macs": POSITIVE,
     "max_latency_ms": (lambda v: v > 0, "a positive number of milliseconds"), "min_val_images": POSITIVE,
+    "workers": POSITIVE, "threads": POSITIVE,
     "strategy": (lambda v: v in STRATEGIES, "a registered strategy (ga, random, ...)"),
 }
 
@@ -125,6 +128,8 @@ class SearchConfig:
     max_activations: int | None = DEFAULT_MAX_ACTIVATIONS  # activation elements for one image
     max_macs: int | None = None  # multiply-accumulates for one image at the data's size (torch's FLOP counter)
     max_latency_ms: float | None = None  # median ms of one image's forward pass on the evaluation device
+    workers: int | None = None  # candidates trained at once (search/workers.py); None: the CPU's cores / threads, 1 on a GPU
+    threads: int | None = None  # torch threads per candidate; None: 1 on a CPU, torch's default on a GPU
     log_with: str | list | None = None  # accelerate trackers: tensorboard, wandb, mlflow, trackio, all (search/tracking.py)
     min_val_images: int = 20  # a smaller validation split cannot rank networks: refused
 
@@ -222,7 +227,7 @@ def _set_rng_state(rng: random.Random, state: list) -> None:
 
 
 #: settings that never decide a run's result; `retrain` only matters after the search
-_NOT_COMPARED = ("output_dir", "progress", "retrain", "log_with")
+_NOT_COMPARED = ("output_dir", "progress", "retrain", "log_with", "workers", "threads")
 
 
 def _comparable(config: dict) -> dict:
@@ -305,6 +310,7 @@ class NASSearcher:
         self.evaluation_key = self._evaluation_key(model or config.model)
         self._accelerator = None
         self._tracker = None  # the experiment trackers of a running search (tracking.py)
+        self._pool = None  # the candidate-training processes of a running search (workers.py)
         self.budget = SearchBudget(
             max_params=config.max_params, max_activations=config.max_activations, max_macs=config.max_macs,
             max_latency_ms=config.max_latency_ms, in_channels=self.data.channels, num_classes=self.data.num_classes,
@@ -519,9 +525,9 @@ class NASSearcher:
                                  measured=measured, gpt_budget_repair=note)
         return pending
 
-    def _evaluate(self, candidate: dict, generation: int) -> dict:
-        from ..evaluation import evaluate_network
-
+    def _start_record(self, candidate: dict, generation: int) -> tuple[dict, dict | None]:
+        """The record of a candidate before training, and the job to train it (None: refused
+        over the budget, and the record is complete)."""
         genome = Genome.from_json(candidate["genome"])
         record = {
             "hash": genome.hash(), "key": self.evaluation_key, "genome": genome.to_list(), "generation": generation,
@@ -534,26 +540,42 @@ class NASSearcher:
         measured = candidate.get("measured") or self.budget.measure(genome)
         record.update({k: measured[k] for k in ("macs", "latency_ms") if k in measured},
                       **{k: candidate[k] for k in ("budget_repair", "gpt_budget_repair", "gpt_over_budget")
-                         if candidate.get(k)})
+                         if candidate.get(k)}, activations=measured["activations"])
         problem = self.budget.problem(measured)
         if problem:  # refused before anything is allocated
-            return {**record, "fitness": 0.0, "top5": 0.0, "parameters": measured["parameters"],
-                    "trainable_parameters": 0, "activations": measured["activations"], "train_scope": "",
-                    "status": "budget", "reason": problem, "seconds": round(time.perf_counter() - started, 3),
-                    "images_per_second": 0.0}
-        seed = _seed_for(self.config.seed, genome.hash())
-        torch.manual_seed(seed)
-        network = build_network(genome, in_channels=self.data.channels, num_classes=self.data.num_classes)
-        config = dataclasses.replace(self.eval_config, seed=seed)
-        result = evaluate_network(network, self.data, config, predicted_blocks=candidate["predicted_blocks"],
-                                  accelerator=self._accelerator)
-        return {
-            **record, "fitness": result.fitness, "top5": result.top5,
-            "parameters": count_parameters(network), "trainable_parameters": result.trainable_parameters,
-            "activations": measured["activations"], "train_scope": result.train_scope, "status": result.status,
-            "reason": result.reason, "seconds": round(time.perf_counter() - started, 3),
-            "images_per_second": result.images_per_second,
-        }
+            record.update(fitness=0.0, top5=0.0, parameters=measured["parameters"], trainable_parameters=0,
+                          train_scope="", status="budget", reason=problem,
+                          seconds=round(time.perf_counter() - started, 3), images_per_second=0.0)
+            return record, None
+        return record, {"genome": genome.to_list(), "predicted_blocks": candidate["predicted_blocks"],
+                        "seed": _seed_for(self.config.seed, genome.hash())}
+
+    def _evaluate(self, candidate: dict, generation: int) -> dict:
+        """Train and score one candidate in this process."""
+        record, job = self._start_record(candidate, generation)
+        if job is None:
+            return record
+        result = train_genome(job["genome"], job["predicted_blocks"], job["seed"], self.data, self.eval_config,
+                              accelerator=self._accelerator)
+        return {**record, **result}
+
+    def _evaluate_all(self, candidates: list[tuple[int, dict]], generation: int) -> Iterator[dict]:
+        """Records of ``(index, candidate)``, as each is done: in this process, or by the worker
+        pool (workers.py) when there is one."""
+        if self._pool is None:
+            for _, candidate in candidates:
+                yield self._evaluate(candidate, generation)
+            return
+        records, jobs = {}, []
+        for index, candidate in candidates:
+            record, job = self._start_record(candidate, generation)
+            if job is None:
+                yield record
+            else:
+                records[index] = record
+                jobs.append((index, job["genome"], job["predicted_blocks"], job["seed"]))
+        for index, result in self._pool.train(jobs):
+            yield {**records[index], **result}
 
     def _evaluate_pending(self, state: dict, cache: dict) -> list[Individual]:
         from accelerate.utils import gather_object
@@ -568,8 +590,7 @@ class NASSearcher:
         bar = tqdm(total=len(pending), initial=len(pending) - len(todo), disable=not self.config.progress
                    or not distributed.is_main_process, desc=f"generation {state['generation']}", unit="net")
         fresh, first_step = [], len(cache) + 1
-        for index in mine:
-            record = self._evaluate(pending[index], state["generation"])
+        for record in self._evaluate_all([(i, pending[i]) for i in mine], state["generation"]):
             fresh.append(record)
             self._append_evaluation(record)  # by the process that trained it, as soon as it is done
             cache[record["hash"]] = record
@@ -673,11 +694,20 @@ class NASSearcher:
         if distributed.is_main_process:
             self._save_state(state)
             _atomic_write(self.output_dir / DATA_FILE, json.dumps(self.data.describe(), indent=1))
+        on_gpu = distributed.device.type == "cuda"
+        threads = resolve_threads(self.config.threads, on_gpu)
+        workers = resolve_workers(self.config.workers, threads, on_gpu, distributed.num_processes)
         try:
-            return self._loop(state, cache, rng)
+            with torch_threads(threads):
+                if workers > 1 and state["phase"] != "done":
+                    self._pool = CandidatePool(workers, self.data, self.eval_config, threads)
+                return self._loop(state, cache, rng)
         finally:
             self._tracker.finish()
             self._tracker = None
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
 
     def _loop(self, state: dict, cache: dict, rng: random.Random) -> SearchResult:
         distributed = self._distributed()
