@@ -46,3 +46,14 @@ def test_a_pick_nothing_satisfies_says_what_the_smallest_is():
 def test_the_plot_is_written(tmp_path):
     plot_pareto(RECORDS, tmp_path / "pareto.png", "test", {"parameters": 50000, "macs": None})
     assert (tmp_path / "pareto.png").stat().st_size > 1000
+
+
+def test_population_diversity():
+    from gptnas_hf.search.diversity import edit_distance, population_diversity
+
+    assert edit_distance(list("kitten"), list("sitting")) == 3 and edit_distance([], ["a"]) == 1
+    same = [[{"kind": "ReLU", "width": 1, "stride": 1}, {"kind": "BatchNorm", "width": 1, "stride": 1}]] * 3
+    assert population_diversity(same) == {"edit_distance": 0.0, "kinds_per_position": 1.0}
+    other = same[:2] + [[{"kind": "MaxPool", "width": 1, "stride": 1}]]
+    d = population_diversity(other)
+    assert d["edit_distance"] == (0 + 2 + 2) / 3 and d["kinds_per_position"] == 2.0

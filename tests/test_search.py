@@ -60,6 +60,7 @@ def test_tiny_ga_gpt_search_end_to_end_on_digits(tmp_path, digits):
     state = json.loads((run / "state.json").read_text())
     assert state["phase"] == "done" and [h["generation"] for h in state["history"]] == [0, 1, 2]
     assert [h["best"] for h in state["history"]] == sorted(h["best"] for h in state["history"])  # elitist
+    assert all(h["diversity_edit_distance"] > 0 and h["diversity_kinds_per_position"] >= 1 for h in state["history"])
     assert "best validation top-1" in (run / "report.md").read_text()
 
 

@@ -21,7 +21,7 @@ def plot_progress(history: list[dict], records: list[dict], path: Path, title: s
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (left, right, third) = plt.subplots(1, 3, figsize=(15, 4))
     generations = [h["generation"] for h in history]
     left.plot(generations, [h["best"] for h in history], marker="o", label="best of population")
     left.plot(generations, [h["mean"] for h in history], marker=".", label="mean of population")
@@ -44,6 +44,16 @@ def plot_progress(history: list[dict], records: list[dict], path: Path, title: s
     right.set_title("accuracy against evaluations (orange: rebuilt by the GPT)")
     right.grid(alpha=0.3)
     right.legend()
+    diverse = [h for h in history if h.get("diversity_edit_distance") is not None]
+    third.plot([h["generation"] for h in diverse], [h["diversity_edit_distance"] for h in diverse], marker="o",
+               color="tab:green", label="mean pairwise edit distance")
+    third.plot([h["generation"] for h in diverse], [h["diversity_kinds_per_position"] for h in diverse], marker=".",
+               color="tab:purple", label="distinct kinds per position")
+    third.xaxis.set_major_locator(MaxNLocator(integer=True))
+    third.set_xlabel("generation")
+    third.set_title("population diversity (block kinds)")
+    third.grid(alpha=0.3)
+    third.legend()
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -95,13 +105,16 @@ def write_reports(output_dir: Path, config, state: dict, population, records: li
         "",
         "## Generations",
         "",
-        "| generation | best | mean | best offspring | rebuilt | evaluations |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| generation | best | mean | best offspring | rebuilt | evaluations | diversity (edit distance, kinds per "
+        "position) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for h in state["history"]:
         offspring = "" if h["offspring_best"] is None else f"{h['offspring_best']:.4f}"
+        diversity = ("" if h.get("diversity_edit_distance") is None
+                     else f"{h['diversity_edit_distance']:.1f}, {h['diversity_kinds_per_position']:.2f}")
         lines.append(f"| {h['generation']} | {h['best']:.4f} | {h['mean']:.4f} | {offspring} | {h['reconstructed']} "
-                     f"| {h['evaluations']} |")
+                     f"| {h['evaluations']} | {diversity} |")
     lines += ["", "![progress](progress.png)", "", "## Accuracy against cost", "",
               "The Pareto front: no other trained candidate is as accurate at lower cost. "
               "`gptnas export --pick smallest-within:0.01` (or `max-params:N`, `max-macs:N`) exports another point "

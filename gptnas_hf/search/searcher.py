@@ -58,6 +58,7 @@ from ..recipe_config import (NON_NEGATIVE, POSITIVE, UNIT, RecipeError, check_fi
                              read_recipe, retrain_config)
 from ..search_space import MAX_WIDTH, Genome
 from .budget import SearchBudget, repair
+from .diversity import population_diversity
 from .schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
 from .tracking import SearchTracker
 from .workers import CandidatePool, resolve_threads, resolve_workers, torch_threads, train_genome
@@ -774,7 +775,8 @@ class NASSearcher:
             "generation": generation, "best": max(fitness), "mean": sum(fitness) / len(fitness),
             "offspring_best": max(ind.fitness for ind in offspring) if offspring else None,
             "reconstructed": sum(ind.reconstructed for ind in offspring), "evaluations": len(cache),
-            "mask_rate": mask_rate,
+            "mask_rate": mask_rate, **{f"diversity_{k}": v for k, v in
+                                       population_diversity([ind.genome for ind in population]).items()},
         }
 
     def _write_reports(self, state: dict, population: list[Individual], cache: dict) -> None:

@@ -10,7 +10,10 @@ trains several candidates at once, one process each, with a few threads each:
   back afterwards);
 * ``workers`` (candidates at once; default on a CPU: the cores this process may use,
   ``os.sched_getaffinity``, divided by ``threads``; on a GPU, or under ``accelerate launch``
-  with several processes: 1). With one worker, candidates train in the search's process.
+  with several processes: 1). With one worker, candidates train in the search's process. On a
+  GPU, ``workers: N`` trains N small candidates at once on the one GPU (a process and a CUDA
+  context each, the data copied to the GPU once per worker), since one proxy-sized network
+  leaves a large GPU mostly idle.
 
 The workers are a :class:`concurrent.futures.ProcessPoolExecutor` of spawned processes
 (``torch.multiprocessing``'s context, so the data's tensors reach them through shared memory
@@ -108,6 +111,8 @@ def _start_worker(data, config, threads, parent: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     if threads is not None:
         torch.set_num_threads(threads)
+    if torch.cuda.is_available() and not config.cpu:  # several candidates share the GPU: the data goes there once
+        data = data.to("cuda")
     _WORKER.update(data=data, config=config)
 
 
