@@ -168,7 +168,11 @@ def cmd_retrain(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .hub import export_run
+    from .hub import export_adapted_gpt, export_run
+
+    if args.gpt:
+        print("\n".join(export_adapted_gpt(args.run, args.out)))
+        return 0
 
     files = export_run(args.run, args.out, weights=args.weights, dataset=args.dataset, repo_id=args.repo_id,
                        pick=args.pick)
@@ -315,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="where the run's data is, if not where the search found it")
     p.add_argument("--repo-id", default=None, help="the Hub repo the card's usage snippet names")
     p.add_argument("--pick", default="best", help=PICK_HELP)
+    p.add_argument("--gpt", action="store_true", help="export the run's adapted architecture GPT (gpt_adaptation) "
+                   "instead of its network")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("push", help="export a run's best network and upload it to a Hub model repo in one commit")

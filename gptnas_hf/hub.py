@@ -744,3 +744,48 @@ def push_architecture_model(model_dir: str | Path, repo_id: str, *, private: boo
         export_architecture_model(model_dir, staged, model_card)
         return _upload(staged, repo_id, private=private, token=token, commit_message=commit_message, api=api,
                        revision=revision, create_pr=create_pr)
+
+
+def export_adapted_gpt(run_dir: str | Path, out_dir: str | Path) -> list[str]:
+    """Stage the architecture GPT a search adapted (``gpt_adaptation``: ``RUN/adapted_gpt``) as
+    a model directory (:func:`export_architecture_model`), with a card that says what it was
+    adapted on. Returns the names of the files written."""
+    from .search.adaptation import ADAPTATION_FILE, ADAPTED_DIR
+    from .search.retrain import load_run
+
+    run_dir = Path(run_dir)
+    config, _, state = load_run(run_dir)
+    adapted = run_dir / ADAPTED_DIR
+    if not (adapted / ADAPTATION_FILE).is_file():
+        raise FileNotFoundError(f"run {str(run_dir)!r} has no adapted GPT ({ADAPTED_DIR}/): it was searched without "
+                                "gpt_adaptation, or no generation has finished")
+    info = json.loads((adapted / ADAPTATION_FILE).read_text())
+    settings = ", ".join(f"{k} {v}" for k, v in info.get("settings", {}).items())
+    card = f"""---
+library_name: transformers
+tags:
+- gptnas
+- neural-architecture-search
+- nas-reconstruction
+---
+
+# Architecture GPT adapted during a search
+
+The gptnas-hf architecture GPT (base checkpoint: `{_public_name(config.model) or 'the shipped default'}`),
+fine-tuned during a {config.strategy.upper()}+GPT search on `{_public_name(config.dataset)}` after
+generation {info['generation']} of {config.generations}, on the layer sequences of the {info['genomes']} best
+genomes evaluated so far ({info['windows']} windows), with {info['replay_windows']} windows of the torchvision
+zoo replayed ({settings}). It rebuilt the search's next generation.
+
+It knows what scored well in that search at that proxy (fitness: validation accuracy after a short
+training), which may not carry to other data or budgets. Load it like the base model:
+
+```python
+from transformers import pipeline
+reconstruct = pipeline("nas-reconstruction", model="PATH_OR_REPO", trust_remote_code=True)
+```
+"""
+    with tempfile.TemporaryDirectory(prefix="gptnas-card-") as tmp:
+        path = Path(tmp) / "README.md"
+        path.write_text(card)
+        return export_architecture_model(adapted, out_dir, model_card=path)

@@ -115,6 +115,7 @@ class SearchConfig:
     reconstruction_method: str = "likelihood"  # the pipeline's method: "likelihood" | "predict" (the paper's)
     reconstruction_sampling: bool = False  # sample the new blocks (at reconstruction_temperature) instead of greedy
     reconstruction_temperature: float = 1.0
+    gpt_adaptation: dict | None = None  # fine-tune the GPT on the best genomes after each generation (adaptation.py)
     prefilter: str | None = None  # a zero-cost proxy (naswot, synflow, grad_norm) ranking the offspring; None: off
     prefilter_keep: float = 0.5  # the share of each generation's offspring trained when prefilter is on
     dataset: str = "cifar10"
@@ -145,6 +146,11 @@ class SearchConfig:
         data_config(self.data)
         eval_config(self.evaluation)
         retrain_config(self.retrain)
+        if self.gpt_adaptation is not None:
+            from ..recipe_config import build
+            from .adaptation import AdaptationConfig
+
+            build(AdaptationConfig, self.gpt_adaptation, "gpt_adaptation")
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides) -> "SearchConfig":
@@ -305,9 +311,15 @@ class NASSearcher:
         self.strategy = create_strategy(
             config.strategy, **self._strategy_kwargs(config)
         )
-        self.reconstructor = None
+        self.reconstructor = self.adapter = None
         if config.use_gpt:
             self.reconstructor = self._load_pipeline(model or config.model)
+            if config.gpt_adaptation is not None:
+                from .adaptation import AdaptationConfig, GPTAdapter
+
+                self.adapter = GPTAdapter(self.reconstructor, AdaptationConfig(**config.gpt_adaptation),
+                                          (self.data.channels, self.data.num_classes, self.data.image_size))
+                self.reconstructor = self.adapter.pipeline  # its own copy of the model
         self.evaluation_key = self._evaluation_key(model or config.model)
         self._accelerator = None
         self._tracker = None  # the experiment trackers of a running search (tracking.py)
@@ -727,6 +739,8 @@ class NASSearcher:
             if state["generation"] >= self.config.generations:
                 state.update(phase="done", pending=[])
             else:
+                if self.adapter is not None:
+                    self._adapt(state, cache)
                 state["generation"] += 1
                 proposals = self.strategy.propose_with_origins(population, rng)
                 state["pending"] = self._prepare([(p.genome, p.origin) for p in proposals], state["generation"])
@@ -737,6 +751,18 @@ class NASSearcher:
                 self._write_reports(state, population, cache)
         best = max(population, key=lambda ind: ind.fitness)
         return SearchResult(best, population, state["history"], self.output_dir, len(cache))
+
+    def _adapt(self, state: dict, cache: dict) -> None:
+        """Fine-tune the GPT on the best genomes so far (adaptation.py) before it rebuilds the
+        next generation; the weights are saved in the run directory."""
+        generation = state["generation"]
+        summary = self.adapter.adapt(list(cache.values()), seed=_seed_for(self.config.seed, "adapt", generation))
+        if self._distributed().is_main_process:
+            self.adapter.save(self.output_dir, generation, summary)
+        state["history"][-1]["adaptation_seconds"] = summary["seconds"]
+        state["adaptation"] = {"generation": generation, **{k: v for k, v in summary.items() if k != "top_hashes"}}
+        if self._tracker is not None:
+            self._tracker.log_generation({"adaptation_seconds": summary["seconds"]}, generation)
 
     def _check_something_fits(self, pending: list[dict], cache: dict) -> None:
         """A budget that no genome of the initial population fits, even after repair and

@@ -57,7 +57,7 @@ from collections.abc import Mapping
 TRACKERS = ("tensorboard", "wandb", "mlflow", "trackio")
 CANDIDATE_KEYS = ("fitness", "parameters", "macs", "seconds", "reconstructed")
 GENERATION_KEYS = ("best", "mean", "mask_rate", "offspring_best", "diversity_edit_distance",
-                   "diversity_kinds_per_position")
+                   "diversity_kinds_per_position", "adaptation_seconds")
 
 
 def _install_hint(name: str) -> str:
