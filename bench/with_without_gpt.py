@@ -1,5 +1,8 @@
 """With and without the GPT (paper Fig. 6 and 7): GA against GA+GPT and Random against
-Random+GPT, each run with several seeds through :class:`~gptnas_hf.search.searcher.NASSearcher`
+Random+GPT, and a fifth arm beyond the paper, GA + adapted GPT (``gpt_adaptation`` at its
+defaults: the GPT fine-tuned on the best genomes after each generation; pairs
+``adapted_minus_ga`` and ``adapted_minus_pretrained``, with the adaptation's seconds per
+generation and each arm's population diversity), each run with several seeds through :class:`~gptnas_hf.search.searcher.NASSearcher`
 with the same population and generations (so the same number of proposals), on the CPU proxy
 of ``recipes/search-cifar10-cpu.yaml``. Reported: the best-so-far validation accuracy against
 evaluations (mean and spread over seeds), the final best, GPT minus no-GPT in points (paired
@@ -48,8 +51,10 @@ from .common import (Clock, data_settings, data_source, load_data, mean, paired,
                      recipe_name, reconstructor, runs_dir, save_figure, search_config, std, write_result)
 
 NAME = "with_without_gpt"
-SETTINGS = (("GA", "ga", False), ("GA+GPT", "ga", True), ("Random", "random", False), ("Random+GPT", "random", True))
-PAIRS = (("GA", "GA+GPT"), ("Random", "Random+GPT"))
+SETTINGS = (("GA", "ga", False), ("GA+GPT", "ga", True), ("Random", "random", False), ("Random+GPT", "random", True),
+            ("GA+adapted GPT", "ga", True))
+ADAPTED = "GA+adapted GPT"  # GA with the GPT fine-tuned on the best genomes after each generation (gpt_adaptation)
+PAIRS = (("GA", "GA+GPT"), ("Random", "Random+GPT"), ("GA", ADAPTED), ("GA+GPT", ADAPTED))
 BUDGETS = {
     "smoke": {"population": 3, "generations": 1, "seeds": 2, "thresholds": (0.1, 0.2, 0.3), "retrain_epochs": 1},
     "small": {"population": 6, "generations": 3, "seeds": 5, "thresholds": (0.25, 0.3, 0.35), "retrain_epochs": 10},
@@ -166,8 +171,9 @@ def main(argv=None) -> dict:
         for label, strategy, use_gpt in SETTINGS:
             config = search_config(args.budget, strategy=strategy, use_gpt=use_gpt, population_size=population,
                                    generations=generations, seed=seed, dataset=source,
-                                   evaluation={"train_scope": args.train_scope})
-            run_dir = root / f"{label.lower().replace('+', '_')}-seed{seed}"
+                                   evaluation={"train_scope": args.train_scope},
+                                   gpt_adaptation={} if label == ADAPTED else None)
+            run_dir = root / f"{label.lower().replace('+', '_').replace(' ', '_')}-seed{seed}"
             if strategy == "random":
                 ga_dir = root / f"{label.lower().replace('+', '_').replace('random', 'ga')}-seed{seed}"
                 copied += _seed_random_run(run_dir, ga_dir)
@@ -176,8 +182,12 @@ def main(argv=None) -> dict:
             records = _records(run_dir)
             retrained = _short_retrain(run_dir, result.best_genome, retrain_data,
                                        args.retrain_epochs or budget["retrain_epochs"], seed)
+            history = json.loads((run_dir / "state.json").read_text())["history"]
             runs[label][seed] = {"dir": str(run_dir), "best": result.best_fitness, "evaluations": len(records),
-                                 "records": records, "test_top1": retrained["test_top1"]}
+                                 "records": records, "test_top1": retrained["test_top1"],
+                                 "adaptation_seconds": [h["adaptation_seconds"] for h in history
+                                                        if "adaptation_seconds" in h],
+                                 "diversity": [h.get("diversity_edit_distance") for h in history]}
             progress(f"{label} seed {seed}: best {result.best_fitness:.4f} after {len(records)} evaluations "
                      f"({sum(r.get('seconds') or 0 for r in records):.0f} s of training)")
 
@@ -205,6 +215,10 @@ def main(argv=None) -> dict:
             "training_seconds": sum(rec.get("seconds") or 0 for r in per_seed.values() for rec in r["records"]),
             "reach": reach, "test_accuracy": [r["test_top1"] for r in per_seed.values()],
             "test_accuracy_mean": mean([r["test_top1"] for r in per_seed.values()]),
+            "adaptation_seconds_per_generation": mean([s for r in per_seed.values() for s in r["adaptation_seconds"]]),
+            "diversity_per_generation": [mean([r["diversity"][i] for r in per_seed.values()
+                                               if i < len(r["diversity"]) and r["diversity"][i] is not None])
+                                         for i in range(max(len(r["diversity"]) for r in per_seed.values()))],
         }
     pairs = {}
     for without, with_ in PAIRS:
@@ -221,7 +235,8 @@ def main(argv=None) -> dict:
             "candidate_mean_points": 100 * (summary[with_]["candidate_fitness_mean"] - summary[without]["candidate_fitness_mean"]),
         }
     endpoints = {}
-    for key, (without, with_) in (("ga_gpt_minus_ga", PAIRS[0]), ("random_gpt_minus_random", PAIRS[1])):
+    for key, (without, with_) in (("ga_gpt_minus_ga", PAIRS[0]), ("random_gpt_minus_random", PAIRS[1]),
+                                  ("adapted_minus_ga", PAIRS[2]), ("adapted_minus_pretrained", PAIRS[3])):
         common = min(len(runs[label][s]["records"]) for label in (without, with_) for s in range(seeds))
         auc = paired([_auc(runs[with_][s]["records"], common) for s in range(seeds)],
                      [_auc(runs[without][s]["records"], common) for s in range(seeds)])
@@ -238,9 +253,10 @@ def main(argv=None) -> dict:
 
     plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-    colours = {"GA": "tab:blue", "GA+GPT": "tab:orange", "Random": "tab:green", "Random+GPT": "tab:red"}
+    colours = {"GA": "tab:blue", "GA+GPT": "tab:orange", "Random": "tab:green", "Random+GPT": "tab:red",
+               ADAPTED: "tab:purple"}
     for ax, (without, with_) in zip(axes[0], PAIRS):
-        for label in (without, with_):
+        for label in (without, with_) + ((ADAPTED,) if without == "GA" else ()):
             s = summary[label]
             xs = range(1, len(s["mean_curve"]) + 1)
             ax.plot(xs, s["mean_curve"], color=colours[label], label=f"{label} (final {s['final_best_mean']:.3f})")

@@ -26,7 +26,8 @@ EXPECTED = {
     "reference_ranking": ("networks", "at_chance_fraction", "hand_designed_mean"),
     "fidelity": ("variants", "default_proxy", "reference"),
     "reconstruction_effect": ("gpt_minus_original", "gpt_minus_control", "at_chance_fraction", "kept_kind_fraction"),
-    "with_without_gpt": ("settings", "pairs", "ga_gpt_minus_ga", "random_gpt_minus_random"),
+    "with_without_gpt": ("settings", "pairs", "ga_gpt_minus_ga", "random_gpt_minus_random", "adapted_minus_ga",
+                         "adapted_minus_pretrained"),
     "prefilter": ("arms", "prefilter_minus_plain", "cost_ratio"),
     "search_wall": ("quickstart", "under_load", "cores"),
 }

@@ -40,8 +40,8 @@ ADAPTATION_FILE = "adaptation.json"
 @dataclass
 class AdaptationConfig:
     top_fraction: float = 0.25
-    steps: int = 20
-    lr: float = 1e-4
+    steps: int = 30
+    lr: float = 3e-4
     replay: float = 0.5
     batch_size: int = 16
 
