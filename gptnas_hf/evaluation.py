@@ -102,6 +102,7 @@ class EvalConfig:
     train_scope: str = "auto"  # "auto" | "paper" | "predicted" | "bn" | "full"
     auto_share: float = 0.25  # share of parameters the "auto" scope trains in every individual
     mixed_precision: str = "auto"  # "auto": bf16 on a CUDA GPU that supports it, else "no"
+    channels_last: bool = True  # NHWC weights and batches: measured 10-17% faster on the CPU proxy (bench.eval_speed)
     cpu: bool = False  # force the CPU even when a GPU is there
     seed: int = 0
     max_batches_per_epoch: int | None = None  # cap for cheap proxies
@@ -158,6 +159,7 @@ class RetrainConfig:
     augment_flip: bool = True
     use_val: bool = True  # train on train + validation (the full training set)
     mixed_precision: str = "auto"
+    channels_last: bool = True
     cpu: bool = False
     seed: int = 0
     max_batches_per_epoch: int | None = None
@@ -270,6 +272,11 @@ def trainable_parameters(
 # shared pieces
 
 
+def _layout_model(network: nn.Module, channels_last: bool) -> nn.Module:
+    """The network in channels-last layout (in place: the same parameters), or as it is."""
+    return network.to(memory_format=torch.channels_last) if channels_last else network
+
+
 @functools.lru_cache(maxsize=None)
 def _make_accelerator(mixed_precision: str, cpu: bool):
     from accelerate import Accelerator
@@ -345,7 +352,7 @@ def _train_epoch(model, optimizer, accelerator, x, y, data: ImageData, config, g
                 group["lr"] = lr_at(step + steps)
         if config.augment:
             xb = augment(xb, config.augment_pad, config.augment_flip, generator)
-        logits = model(normalize(xb, data.mean, data.std))  # autocast by the accelerator
+        logits = model(_layout(normalize(xb, data.mean, data.std), config.channels_last))  # autocast by accelerate
         loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
         accelerator.backward(loss)
         optimizer.step()
@@ -361,12 +368,17 @@ def _train_epoch(model, optimizer, accelerator, x, y, data: ImageData, config, g
 
 
 @torch.no_grad()
-def _topk_accuracy(model, x, y, data: ImageData, batch_size: int, k: int = 5) -> tuple[float, float]:
+def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def _topk_accuracy(model, x, y, data: ImageData, batch_size: int, k: int = 5,
+                   channels_last: bool = False) -> tuple[float, float]:
     """(top-1, top-k) through the shipped evaluate metric, from each image's k best classes."""
     model.eval()
     ranked = []
     for xb, _ in iterate_batches(x, y, batch_size):
-        logits = model(normalize(xb, data.mean, data.std)).float()
+        logits = model(_layout(normalize(xb, data.mean, data.std), channels_last)).float()
         if not torch.isfinite(logits).all():
             raise NonFiniteLossError("validation logits are not finite")
         ranked.append(logits.topk(min(k, logits.shape[1]), dim=1).indices.cpu())
@@ -455,7 +467,7 @@ def evaluate_network(
         data = data.to(accelerator.device)
         # One candidate per process: device placement and autocast, no DDP wrapper (under
         # `accelerate launch` the searcher gives each process its own candidates).
-        model = accelerator.prepare_model(network, evaluation_mode=True)
+        model = accelerator.prepare_model(_layout_model(network, config.channels_last), evaluation_mode=True)
         optimizer = accelerator.prepare_optimizer(optimizer)
         with _seeded(config.seed, accelerator.device):
             generator = _generator(config.seed, accelerator.device)
@@ -468,7 +480,8 @@ def evaluate_network(
                 step, images = step + steps, images + n
                 bar.set_postfix(loss=f"{loss:.3f}")
             train_seconds = time.perf_counter() - start
-            top1, top5 = _topk_accuracy(model, data.val_x, data.val_y, data, config.eval_batch_size)
+            top1, top5 = _topk_accuracy(model, data.val_x, data.val_y, data, config.eval_batch_size,
+                                        channels_last=config.channels_last)
     except NonFiniteLossError as e:
         status, reason = "nan", str(e)
     except Exception as e:  # noqa: BLE001 - only out-of-memory is turned into a result
@@ -516,7 +529,7 @@ def retrain_network(
     )
     # Stepped once per epoch by us; not prepared (accelerate would step it once per process).
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.gamma)
-    model, prepared = accelerator.prepare(network, optimizer)
+    model, prepared = accelerator.prepare(_layout_model(network, config.channels_last), optimizer)
     history = []
     try:
         with _seeded(config.seed, accelerator.device):
@@ -530,7 +543,8 @@ def retrain_network(
                 history.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss,
                                 "seconds": time.perf_counter() - start})
                 bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2g}")
-            top1, top5 = _topk_accuracy(model, data.test_x, data.test_y, data, config.eval_batch_size)
+            top1, top5 = _topk_accuracy(model, data.test_x, data.test_y, data, config.eval_batch_size,
+                                        channels_last=config.channels_last)
     finally:
         _release(accelerator, model, prepared)
     return RetrainResult(

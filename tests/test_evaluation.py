@@ -258,3 +258,23 @@ def test_retrain_reports_test_accuracy(digits):
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert [h["lr"] for h in result.history] == pytest.approx([0.05, 0.005])  # StepLR every lr_step epochs
     assert all(np.isfinite(h["train_loss"]) for h in result.history)
+
+
+def test_channels_last_layout_trains_the_same_network(digits):
+    """The channels-last layout (the default: faster on the CPU) changes memory order, not the
+    arithmetic: the same seeded candidate reaches (nearly) the same loss and accuracy."""
+    from gptnas_hf.evaluation import EvalConfig, evaluate_network
+    from gptnas_hf.search_space import build_network, sample_genome
+
+    genome = sample_genome(5, 6, 6, (8,), 2)
+    results = {}
+    for layout in (True, False):
+        torch.manual_seed(0)
+        network = build_network(genome, in_channels=1, num_classes=10)
+        config = EvalConfig(epochs=1, batch_size=32, augment=False, max_batches_per_epoch=3, channels_last=layout,
+                            train_scope="full", progress=False, seed=0)
+        results[layout] = evaluate_network(network, digits, config)
+        conv = next(m for m in network.modules() if isinstance(m, nn.Conv2d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last) == layout or conv.weight.shape[-1] == 1
+    assert results[True].train_loss == pytest.approx(results[False].train_loss, rel=1e-3)
+    assert abs(results[True].fitness - results[False].fitness) <= 0.05
