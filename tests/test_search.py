@@ -230,8 +230,9 @@ def test_two_processes_under_accelerate_launch_split_a_generation_and_agree(tmp_
     # torchrun: `accelerate launch --cpu --num_processes 2` starts a single process on a CPU machine
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
               "gptnas_hf.cli"]
-    subprocess.run(launch + _search_command(recipe, tmp_path / "two")[3:], env=env, check=True, capture_output=True,
-                   timeout=600)
+    two = subprocess.run(launch + _search_command(recipe, tmp_path / "two")[3:], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
     subprocess.run(_search_command(recipe, tmp_path / "one"), env=env, check=True, capture_output=True, timeout=600)
     key = lambda rows: sorted((r["hash"], r["fitness"]) for r in rows)
     assert {r["process"] for r in records(tmp_path / "two")} == {0, 1}  # both processes trained candidates
