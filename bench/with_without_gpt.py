@@ -99,6 +99,20 @@ def _auc(records, length: int) -> float:
     return sum(curve) / max(len(curve), 1)
 
 
+def _offspring_diversity(runs) -> list[float | None]:
+    """Mean pairwise edit distance of the block kinds of each generation's evaluated genomes
+    (what the arm proposed), averaged over seeds: comparable across arms whatever code ran them."""
+    from gptnas_hf.search.diversity import population_diversity
+
+    per_run = []
+    for run in runs:
+        generations = sorted({r["generation"] for r in run["records"]})
+        per_run.append([population_diversity([r["genome"] for r in run["records"] if r["generation"] == g])
+                        ["edit_distance"] for g in generations])
+    depth = max((len(d) for d in per_run), default=0)
+    return [mean([d[i] for d in per_run if i < len(d)]) for i in range(depth)]
+
+
 def _short_retrain(run_dir, genome, data, epochs: int, seed: int) -> dict:
     """The run's best genome trained from scratch on train + validation for ``epochs`` and scored
     on the test split; cached in ``run_dir/retrain_short.json`` (keyed by genome and epochs)."""
@@ -216,6 +230,7 @@ def main(argv=None) -> dict:
             "reach": reach, "test_accuracy": [r["test_top1"] for r in per_seed.values()],
             "test_accuracy_mean": mean([r["test_top1"] for r in per_seed.values()]),
             "adaptation_seconds_per_generation": mean([s for r in per_seed.values() for s in r["adaptation_seconds"]]),
+            "offspring_diversity_per_generation": _offspring_diversity(per_seed.values()),
             "diversity_per_generation": [mean([r["diversity"][i] for r in per_seed.values()
                                                if i < len(r["diversity"]) and r["diversity"][i] is not None])
                                          for i in range(max(len(r["diversity"]) for r in per_seed.values()))],
