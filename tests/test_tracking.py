@@ -127,15 +127,19 @@ def test_all_with_nothing_installed_names_the_extras(tmp_path, monkeypatch):
         SearchTracker("all", tmp_path, "demo", CONFIG, None)
 
 
-@pytest.mark.parametrize("log_with", [None, [], ""])
-def test_no_tracking_is_a_no_op(tmp_path, log_with):
-    tracker = SearchTracker(log_with, tmp_path / "run", "demo", CONFIG, None)
+def _assert_inert(tracker, run_dir):
+    """A tracker that logs nothing and writes nothing."""
     assert not tracker.enabled
     tracker.log_candidate(_candidate(0), step=0)
     tracker.log_generation({"best": 1.0}, step=0)
     assert tracker.state_dict() == {}
     tracker.finish()
-    assert not (tmp_path / "run").exists()
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("log_with", [None, [], ""])
+def test_no_tracking_is_a_no_op(tmp_path, log_with):
+    _assert_inert(SearchTracker(log_with, tmp_path / "run", "demo", CONFIG, None), tmp_path / "run")
 
 
 def test_needs_the_process_state(tmp_path, process_state):
@@ -154,12 +158,7 @@ def test_needs_the_process_state(tmp_path, process_state):
 
 def test_non_main_process_writes_nothing(tmp_path):
     tracker = SearchTracker("tensorboard", tmp_path / "run", "demo", CONFIG, None, is_main_process=False)
-    assert not tracker.enabled
-    tracker.log_candidate(_candidate(0), step=0)
-    tracker.log_generation({"best": 1.0}, step=0)
-    assert tracker.state_dict() == {}
-    tracker.finish()
-    assert not (tmp_path / "run").exists()
+    _assert_inert(tracker, tmp_path / "run")
 
 
 def test_flatten_config_makes_tracker_safe_values():
