@@ -24,7 +24,6 @@ with those of ``bench.reference_ranking`` (``RESULTS/runs/candidates.jsonl``).""
 
 from __future__ import annotations
 
-import json
 
 import torch
 
@@ -42,8 +41,9 @@ BUDGETS = {
 
 
 def _records(run_dir) -> list[dict]:
-    path = run_dir / "evaluations.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    from gptnas_hf.search.searcher import EVALUATIONS_FILE, read_records
+
+    return read_records(run_dir / EVALUATIONS_FILE)
 
 
 def _cost_curve(records) -> tuple[list[float], list[float]]:

@@ -63,16 +63,9 @@ BUDGETS = {
 
 
 def _records(run_dir) -> list[dict]:
-    path = run_dir / "evaluations.jsonl"
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
-    return out
+    from gptnas_hf.search.searcher import EVALUATIONS_FILE, read_records
+
+    return read_records(run_dir / EVALUATIONS_FILE)
 
 
 def _best_so_far(records) -> list[float]:

@@ -164,31 +164,18 @@ class _RunInfo:
     pick: str = "best"  # which network of the run (search/pareto.py)
 
 
-def _read_records(path: Path, key: str | None = None) -> list[dict]:
-    """The run's records: those with ``key`` (the run's evaluation key; None: all)."""
-    records = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by a kill
-                continue
-            if key is None or record.get("key", key) == key:
-                records.append(record)
-    return records
-
-
 def _collect(run_dir, weights: str, dataset, pick: str = "best") -> _RunInfo:
     from .data import ImageData, load_image_data
     from .search.retrain import RETRAIN_FILE, RETRAINED_WEIGHTS, load_run
-    from .search.searcher import DATA_FILE, EVALUATIONS_FILE
+    from .search.pareto import pick_genome
+    from .search.searcher import DATA_FILE, EVALUATIONS_FILE, read_records
 
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
     run_dir = Path(run_dir)
     config, genome, state = load_run(run_dir)  # FileNotFoundError / ValueError naming the problem
-    records = _read_records(run_dir / EVALUATIONS_FILE, state.get("evaluation_key"))
-    genome = picked_genome(genome, records, pick)
+    records = read_records(run_dir / EVALUATIONS_FILE, state.get("evaluation_key"))
+    genome = pick_genome(genome, records, pick)
     retrain = None
     if (run_dir / RETRAIN_FILE).is_file():
         try:
@@ -232,16 +219,6 @@ def _collect(run_dir, weights: str, dataset, pick: str = "best") -> _RunInfo:
         image_size=data["image_size"], class_names=data["class_names"], mean=data["mean"], std=data["std"],
         wall_seconds=wall, pick=pick,
     )
-
-
-def picked_genome(best, records: list[dict], pick: str = "best"):
-    """The run's ``best`` genome, or the one ``pick`` chooses among its records (:mod:`.search.pareto`)."""
-    from .search.pareto import parse_pick, pick_record
-    from .search_space import Genome
-
-    if parse_pick(pick)[0] == "best":
-        return best
-    return Genome.from_json(pick_record(records, pick)["genome"])
 
 
 def _public_name(source: str | None) -> str | None:

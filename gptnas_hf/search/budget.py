@@ -118,6 +118,7 @@ def repair(genome, budget: SearchBudget, rng: random.Random, *, widths: Sequence
            protected: Sequence[int] = (), max_steps: int | None = None) -> Repair:
     """Narrow or drop blocks of ``genome`` until it fits ``budget`` (module doc)."""
     blocks = [dict(b) for b in Genome.from_json(genome)]
+    size = len(blocks)
     origin: list[int] = list(range(len(blocks)))  # the input index of each current block
     protected = set(protected)
     max_steps = 4 * len(blocks) + 8 if max_steps is None else max_steps
@@ -144,7 +145,7 @@ def repair(genome, budget: SearchBudget, rng: random.Random, *, widths: Sequence
             del origin[i]
         steps += 1
         measured, why = budget.check(Genome(blocks))
-    index_map: list[int | None] = [None] * len(Genome.from_json(genome))
+    index_map: list[int | None] = [None] * size
     for new, old in enumerate(origin):
         index_map[old] = new
     return Repair(genome=None if why else Genome(blocks), measured=measured, steps=steps, index_map=index_map)

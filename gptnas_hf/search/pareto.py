@@ -88,6 +88,15 @@ def pick_record(records: list[dict], spec: str = "best") -> dict:
     return most_accurate(rows)
 
 
+def pick_genome(best, records: list[dict], spec: str = "best"):
+    """The run's ``best`` genome (``best_genome.json``), or the one ``spec`` chooses among its records."""
+    from ..search_space import Genome
+
+    if parse_pick(spec)[0] == "best":
+        return best
+    return Genome.from_json(pick_record(records, spec)["genome"])
+
+
 def plot_pareto(records: list[dict], path: Path, title: str, limits: dict | None = None) -> None:
     """Accuracy against parameters and against MACs: every trained candidate, the front, the
     most accurate one, and the budget's limits as dashed lines."""

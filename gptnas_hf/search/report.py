@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .pareto import COSTS, front_table, plot_pareto
+from .pareto import COSTS, front_table, plot_pareto, trained
 
 
 def plot_progress(history: list[dict], records: list[dict], path: Path, title: str) -> None:
@@ -120,7 +120,7 @@ def write_reports(output_dir: Path, config, state: dict, population, records: li
               "`gptnas export --pick smallest-within:0.01` (or `max-params:N`, `max-macs:N`) exports another point "
               "than the most accurate.", ""]
     for cost in COSTS:
-        if any(r.get(cost) is not None and r.get("status") == "ok" for r in records):
+        if any(r.get(cost) is not None for r in trained(records)):
             lines += front_table(records, cost) + [""]
     lines += ["![pareto](pareto.png)", "", "## Best genome", "", "```json", best.genome.to_json(indent=1), "```"]
     if failures:

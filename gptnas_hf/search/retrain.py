@@ -63,10 +63,10 @@ def retrain_run(run_dir: str | Path, dataset=None, recipe: str | Path | None = N
     run_dir = Path(run_dir)
     config, genome, state = load_run(run_dir)
     if pick != "best":
-        from ..hub import _read_records, picked_genome
-        from .searcher import EVALUATIONS_FILE
+        from .pareto import pick_genome
+        from .searcher import EVALUATIONS_FILE, read_records
 
-        genome = picked_genome(genome, _read_records(run_dir / EVALUATIONS_FILE, state.get("evaluation_key")), pick)
+        genome = pick_genome(genome, read_records(run_dir / EVALUATIONS_FILE, state.get("evaluation_key")), pick)
     if recipe is not None:
         section, where = read_recipe(recipe).get("retrain") or {}, f"recipe {str(recipe)!r}"
     else:

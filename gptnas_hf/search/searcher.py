@@ -280,6 +280,22 @@ def _needs_training(record: dict | None, generation: int) -> bool:
     return record.get("status") == "prefiltered" and record.get("generation") != generation
 
 
+def read_records(path: str | os.PathLike, key: str | None = None) -> list[dict]:
+    """The records of a run's ``evaluations.jsonl``: those with ``key`` (the run's evaluation key;
+    None: all); a line cut by a kill is skipped, a missing file gives none."""
+    path = Path(path)
+    records = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if key is None or record.get("key", key) == key:
+                records.append(record)
+    return records
+
+
 def _seed_for(*parts) -> int:
     return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:4], "little")
 
@@ -538,17 +554,22 @@ class NASSearcher:
                                  measured=measured, gpt_budget_repair=note)
         return pending
 
-    def _start_record(self, candidate: dict, generation: int) -> tuple[dict, dict | None]:
-        """The record of a candidate before training, and the job to train it (None: refused
-        over the budget, and the record is complete)."""
+    def _base_record(self, candidate: dict, generation: int) -> dict:
+        """What every record of a candidate says, trained or not: the genome and how it came about."""
         genome = Genome.from_json(candidate["genome"])
-        record = {
+        return {
             "hash": genome.hash(), "key": self.evaluation_key, "genome": genome.to_list(), "generation": generation,
             "origin": candidate["origin"], "reconstructed": candidate["reconstructed"],
             "predicted_blocks": candidate["predicted_blocks"], "mask_rate": candidate["mask_rate"],
             "proposed_hash": candidate["proposed_hash"], "process": self._distributed().process_index,
             **{k: candidate[k] for k in ("proxy", "proxy_score", "proxy_seconds") if k in candidate},
         }
+
+    def _start_record(self, candidate: dict, generation: int) -> tuple[dict, dict | None]:
+        """The record of a candidate before training, and the job to train it (None: refused
+        over the budget, and the record is complete)."""
+        genome = Genome.from_json(candidate["genome"])
+        record = self._base_record(candidate, generation)
         started = time.perf_counter()
         measured = candidate.get("measured") or self.budget.measure(genome)
         record.update({k: measured[k] for k in ("macs", "latency_ms") if k in measured},
@@ -652,15 +673,9 @@ class NASSearcher:
         for index in todo:
             if index in chosen:
                 continue
-            genome = Genome.from_json(pending[index]["genome"])
-            candidate = pending[index]
-            record = {"hash": genome.hash(), "key": self.evaluation_key, "genome": genome.to_list(),
-                      "generation": generation, "origin": candidate["origin"], "reconstructed": candidate["reconstructed"],
-                      "predicted_blocks": candidate["predicted_blocks"], "mask_rate": candidate["mask_rate"],
-                      "proposed_hash": candidate["proposed_hash"], "process": distributed.process_index,
+            record = {**self._base_record(pending[index], generation),  # proxy, its score and seconds included
                       "fitness": 0.0, "top5": 0.0, "parameters": 0, "trainable_parameters": 0, "train_scope": "",
-                      "status": "prefiltered", "proxy": self.config.prefilter, "proxy_score": scores[index],
-                      "proxy_seconds": seconds[index],
+                      "status": "prefiltered",
                       "reason": f"not trained: {self.config.prefilter} score {scores[index]:.4g} outside the top "
                                 f"{self.config.prefilter_keep:.0%} of the generation", "seconds": 0.0,
                       "images_per_second": 0.0}
@@ -734,13 +749,14 @@ class NASSearcher:
                 population = self.strategy.select(population, offspring, rng)
             state["history"].append(self._stats(state["generation"], population, offspring, cache,
                                                 self._mask_rate(state["generation"]) if self.reconstructor else None))
-            self._tracker.log_generation(state["history"][-1], state["generation"])
             state["population"] = [ind.to_dict() for ind in population]
-            if state["generation"] >= self.config.generations:
+            last = state["generation"] >= self.config.generations
+            if self.adapter is not None and not last:
+                self._adapt(state, cache)  # the GPT that rebuilds the next generation
+            self._tracker.log_generation(state["history"][-1], state["generation"])
+            if last:
                 state.update(phase="done", pending=[])
             else:
-                if self.adapter is not None:
-                    self._adapt(state, cache)
                 state["generation"] += 1
                 proposals = self.strategy.propose_with_origins(population, rng)
                 state["pending"] = self._prepare([(p.genome, p.origin) for p in proposals], state["generation"])
@@ -761,8 +777,6 @@ class NASSearcher:
             self.adapter.save(self.output_dir, generation, summary)
         state["history"][-1]["adaptation_seconds"] = summary["seconds"]
         state["adaptation"] = {"generation": generation, **{k: v for k, v in summary.items() if k != "top_hashes"}}
-        if self._tracker is not None:
-            self._tracker.log_generation({"adaptation_seconds": summary["seconds"]}, generation)
 
     def _check_something_fits(self, pending: list[dict], cache: dict) -> None:
         """A budget that no genome of the initial population fits, even after repair and

@@ -126,7 +126,6 @@ class CandidatePool:
     def __init__(self, workers: int, data, config, threads: int | None):
         import torch.multiprocessing as mp
 
-        self.workers = workers
         self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                              initializer=_start_worker, initargs=(data, config, threads, os.getpid()))
 
