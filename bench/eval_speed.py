@@ -14,10 +14,20 @@ Share of peak: the machine's peak at the benchmark's thread count is measured on
 matmul (1024x1024 fp32) and a large convolution (3x3, 64 channels, 32x32, batch 64), and each
 candidate's training FLOPs per image are counted by torch's own ``FlopCounterMode`` over one
 training step (forward and backward); ``full`` scope's achieved GFLOP/s (img/s x FLOPs per
-image) is reported against the convolution peak."""
+image) is reported against the convolution peak.
+
+Optimisations, measured in the same run on the same candidates (``optimisations``): seconds
+per training step (forward, backward and SGD step on one batch of real images, median of timed
+steps after warm-up) for the path before the speed work (``contiguous``: NCHW tensors,
+for-loop SGD, fp32, eager) and for each change on top of the default ``channels_last``:
+``foreach`` and ``fused`` SGD, ``bf16`` autocast and ``torch.compile``. For ``compile`` the
+first step's compile seconds are recorded, with the steps a candidate would need to pay them
+back against the training steps one candidate of the recipe runs. A change becomes a default
+only when these numbers support it."""
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import torch
@@ -30,10 +40,14 @@ NAME = "eval_speed"
 SCOPES = ("predicted", "bn", "full")
 PAPER_TRAIN_IMAGES = 45_000
 BUDGETS = {
-    "smoke": {"genomes": 2, "epochs": 1, "reconstruction_repeats": 1},
-    "small": {"genomes": 12, "epochs": 1, "reconstruction_repeats": 10},
-    "paper": {"genomes": 10, "epochs": 1, "reconstruction_repeats": 10},
+    "smoke": {"genomes": 2, "epochs": 1, "reconstruction_repeats": 1, "ablation_genomes": 2, "compile_genomes": 0,
+              "ablation_steps": 3},
+    "small": {"genomes": 12, "epochs": 1, "reconstruction_repeats": 10, "ablation_genomes": 6, "compile_genomes": 3,
+              "ablation_steps": 20},
+    "paper": {"genomes": 10, "epochs": 1, "reconstruction_repeats": 10, "ablation_genomes": 6, "compile_genomes": 3,
+              "ablation_steps": 20},
 }
+VARIANTS = ("contiguous", "channels_last", "foreach", "fused", "bf16", "compile")
 
 
 def _median_seconds(fn, repeats: int = 5) -> float:
@@ -79,6 +93,84 @@ def training_flops_per_image(genome, data, batch: int = 32) -> float:
     with counter:
         torch.nn.functional.cross_entropy(network(x), torch.zeros(batch, dtype=torch.long)).backward()
     return counter.get_total_flops() / batch
+
+
+def step_seconds(genome, data, batch: int, variant: str, steps: int, device: str) -> dict:
+    """Median seconds of one training step of ``genome``'s network under ``variant`` (module
+    doc), and the first step's seconds (the compile, for ``compile``)."""
+    import time
+    from contextlib import nullcontext
+
+    from gptnas_hf.data import normalize
+    from gptnas_hf.search_space import build_network
+
+    torch.manual_seed(0)
+    network = build_network(genome, in_channels=data.channels, num_classes=data.num_classes).to(device)
+    layout = torch.contiguous_format if variant == "contiguous" else torch.channels_last
+    network = network.to(memory_format=layout)
+    options = {"foreach": {"foreach": True}, "fused": {"fused": True}}.get(variant, {"foreach": False})
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.01, momentum=0.9, nesterov=True, **options)
+    model = torch.compile(network) if variant == "compile" else network
+    x = normalize(data.train_x[:batch].to(device), data.mean.to(device), data.std.to(device))
+    x, y = x.contiguous(memory_format=layout), data.train_y[:batch].to(device)
+    autocast = torch.autocast(device, dtype=torch.bfloat16) if variant == "bf16" else nullcontext()
+
+    def step():
+        with autocast:
+            logits = model(x)
+        torch.nn.functional.cross_entropy(logits.float(), y).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    start = time.perf_counter()
+    step()
+    first = time.perf_counter() - start
+    step()  # warm
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return {"step_s": statistics.median(times), "first_step_s": first}
+
+
+def optimisations(genomes, data, batch: int, steps: int, compile_genomes: int, steps_per_candidate: int,
+                  device: str) -> dict:
+    """The ablation of the module doc: per variant, the median speed-up over ``contiguous`` and
+    over ``channels_last`` (the default) across ``genomes``; compile only on the first
+    ``compile_genomes`` (its compile takes tens of seconds on a CPU)."""
+    per = {v: [] for v in VARIANTS}
+    for i, genome in enumerate(genomes):
+        for variant in VARIANTS:
+            if variant == "compile" and i >= compile_genomes:
+                continue
+            per[variant].append(step_seconds(genome, data, batch, variant, steps, device))
+        progress(f"optimisations, genome {i + 1}/{len(genomes)}: " + ", ".join(
+            f"{v} {per[v][-1]['step_s'] * 1e3:.1f} ms" for v in VARIANTS if len(per[v]) == i + 1))
+    rows = {}
+    for variant, timings in per.items():
+        if not timings:
+            rows[variant] = {"measured": False}
+            continue
+        n = len(timings)
+        base, default = per["contiguous"][:n], per["channels_last"][:n]
+        row = {"measured": True, "genomes": n,
+               "step_ms_median": 1e3 * statistics.median(t["step_s"] for t in timings),
+               "images_per_second_median": statistics.median(batch / t["step_s"] for t in timings),
+               "speedup_vs_contiguous_median": statistics.median(b["step_s"] / t["step_s"] for b, t in zip(base, timings)),
+               "speedup_vs_channels_last_median": statistics.median(
+                   d["step_s"] / t["step_s"] for d, t in zip(default, timings))}
+        if variant == "compile":
+            saved = [d["step_s"] - t["step_s"] for d, t in zip(default, timings)]
+            extra = [t["first_step_s"] - d["first_step_s"] for d, t in zip(default, timings)]
+            row["compile_s_median"] = statistics.median(extra)
+            row["break_even_steps"] = [round(e / s) if s > 0 else None for e, s in zip(extra, saved)]
+            row["pays_back_within_a_candidate"] = all(
+                b is not None and b <= steps_per_candidate for b in row["break_even_steps"])
+        rows[variant] = row
+    return {"batch": batch, "timed_steps": steps, "steps_per_candidate": steps_per_candidate, "variants": rows}
 
 
 def main(argv=None) -> dict:
@@ -127,17 +219,21 @@ def main(argv=None) -> dict:
     for scope in ("predicted", "bn"):
         rows[scope]["speedup_vs_full_median"] = statistics.median(
             [a["images_per_second"] / b["images_per_second"] for a, b in zip(per_scope[scope], per_scope["full"])])
+    steps_per_candidate = config.evaluation.get("epochs", 1) * math.ceil(train_images / batch)
+    ablation = optimisations([r["genome"] for r in rebuilt[:budget["ablation_genomes"]]], data, batch,
+                             budget["ablation_steps"], budget["compile_genomes"], steps_per_candidate, device)
     progress("timing reconstruction")
     recon = time_reconstruction(budget["reconstruction_repeats"])
     figures = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "scopes": rows,
-               "reconstruction_batch_30": recon, "train_images": train_images, "peak": peak}
+               "reconstruction_batch_30": recon, "train_images": train_images, "peak": peak,
+               "optimisations": ablation}
     settings = {"budget": args.budget, "genomes": n, "epochs": budget["epochs"], "recipe": recipe_name(args.budget),
                 "mask_rate": config.initial_mask_rate, "batch_size": config.evaluation.get("batch_size"),
                 "evaluation": {k: v for k, v in eval_config(config).__dict__.items() if k not in ("progress", "train_scope")},
                 "data": data_key, "threads": torch.get_num_threads(), **clock.info()}
 
     plt = pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right, third) = plt.subplots(1, 3, figsize=(16, 4.2))
     left.boxplot([[r["images_per_second"] for r in per_scope[s]] for s in SCOPES], tick_labels=list(SCOPES))
     for j, scope in enumerate(SCOPES):
         left.annotate(f"{rows[scope]['seconds_per_epoch_mean']:.1f} s/epoch", (j + 1, rows[scope]["images_per_second_median"]),
@@ -150,6 +246,22 @@ def main(argv=None) -> dict:
     right.set_ylabel("seconds per batch of 30 genomes")
     right.set_title("nas-reconstruction at mask rate 0.4", fontsize=9)
     right.grid(alpha=0.3)
+    measured = [v for v in VARIANTS if ablation["variants"][v]["measured"]]
+    speedups = [ablation["variants"][v]["speedup_vs_contiguous_median"] for v in measured]
+    third.bar(measured, speedups, color=["#999999" if v == "contiguous" else "#4c72b0" for v in measured])
+    third.axhline(1.0, color="black", lw=0.8)
+    for j, v in enumerate(measured):
+        row = ablation["variants"][v]
+        note = f"x{row['speedup_vs_contiguous_median']:.2f}"
+        if v == "compile":
+            note += f"\n+{row['compile_s_median']:.0f} s compile"
+        third.annotate(note, (j, row["speedup_vs_contiguous_median"]), ha="center", textcoords="offset points",
+                       xytext=(0, 3), fontsize=7)
+    third.set_ylabel("training-step speed-up over the contiguous fp32 path")
+    third.set_title(f"optimisations, median over {ablation['variants']['contiguous']['genomes']} genomes "
+                    f"(compile: {budget['compile_genomes']}), batch {batch}", fontsize=9)
+    third.tick_params(axis="x", labelrotation=30, labelsize=8)
+    third.grid(alpha=0.3, axis="y")
     save_figure(fig, NAME)
 
     headline = (f"{figures['device']}: " + ", ".join(
@@ -159,7 +271,12 @@ def main(argv=None) -> dict:
         f"{100 * rows['full']['share_of_conv_peak_median']:.0f}% of the {peak['conv_gflops']:.0f} GFLOP/s conv peak "
         f"at {peak['threads']} thread(s)"
         + f"; predicted/full speed-up x{rows['predicted']['speedup_vs_full_median']:.2f}; reconstruction of 30: "
-        f"warm {recon['warm_median_s']:.3f} s, cold {recon['cold_median_s']:.3f} s")
+        f"warm {recon['warm_median_s']:.3f} s, cold {recon['cold_median_s']:.3f} s"
+        + "; training step over the contiguous fp32 path: " + ", ".join(
+            f"{v} x{ablation['variants'][v]['speedup_vs_contiguous_median']:.2f}" for v in measured if v != "contiguous")
+        + (f" (compile {ablation['variants']['compile']['compile_s_median']:.0f} s, pays back within a candidate: "
+           f"{ablation['variants']['compile']['pays_back_within_a_candidate']})"
+           if ablation["variants"]["compile"]["measured"] else ""))
     write_result(NAME, settings, figures, headline)
     return figures
 
