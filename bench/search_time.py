@@ -40,7 +40,7 @@ BUDGETS = {
 def time_search(config, use_gpt: bool, seed: int, image_size: int = 32, in_channels: int = 3) -> dict:
     """One search without training; seconds per generation for the strategy and for the GPT."""
     from gptnas_hf.pipeline_nas_reconstruction import _block_layers_cached
-    from gptnas_hf.search.schedule import mask_rate_at
+    from gptnas_hf.mask_schedule import mask_rate_at
     from gptnas_hf.search.searcher import NASSearcher, _seed_for
     from gptnas_hf.search.strategies import Individual, create_strategy
 

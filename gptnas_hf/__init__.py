@@ -6,15 +6,11 @@ Importing the package registers the architecture model with the Auto classes and
 
 __version__ = "0.1.0"
 
-from pathlib import Path as _Path
-
-#: the architecture GPT shipped inside the package (weights, config and tokenizer files)
-DEFAULT_MODEL = str(_Path(__file__).resolve().parent / "checkpoints" / "gptnas-default")
-
 from transformers import AutoConfig, AutoModelForCausalLM
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_gptnas import GPTNASConfig
+from .default_model import DEFAULT_MODEL
 from .encoding import BLOCK_LABELS, LayerRecord, layer_type, trace
 from .modeling_gptnas import GPTNASForArchitectureModeling
 

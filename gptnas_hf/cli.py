@@ -129,7 +129,7 @@ def cmd_package_model(args) -> int:
 def cmd_reconstruct(args) -> int:
     from transformers import pipeline
 
-    from . import DEFAULT_MODEL
+    from .default_model import DEFAULT_MODEL
     from .search_space import Genome
 
     genome = Genome.from_json(Path(args.genome).read_text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import GPT2Config
 
-from .encoding import BLOCK_LABELS
+from .block_labels import BLOCK_LABELS
 
 
 class GPTNASConfig(GPT2Config):

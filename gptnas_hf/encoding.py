@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
+
+from .block_labels import BLOCK_LABELS, OTHER_LABEL
 
 __all__ = [
     "LayerRecord",
     "TracedLayer",
     "BLOCK_LABELS",
+    "trace_factory",
     "OTHER_LABEL",
     "layer_type",
     "width_ratio",
@@ -336,22 +339,6 @@ def nearest_type(token: str, known: Sequence[str]) -> str | None:
 
 
 # -- block labels (Table 2) ----------------------------------------------------------------
-BLOCK_LABELS = (
-    "ConvNormActivation",
-    "SqueezeExcitation",
-    "Inception",
-    "AvgPool",
-    "ResBottleneckBlock",
-    "Stem",
-    "Bottleneck",
-    "BasicBlock",
-    "InvertedResidual",
-    "MaxPool",
-    "BatchNorm",
-    "ReLU",
-    "Conv",
-)
-OTHER_LABEL = "Other"
 
 _BLOCK_CLASSES: dict[type, str] = {}
 
@@ -563,3 +550,25 @@ def trace(module: nn.Module, input_shape: Sequence[int]) -> list[TracedLayer]:
             handle.remove()
         module.train(was_training)
     return layers
+
+
+def _shape_only(x):
+    return x
+
+
+def trace_factory(factory: Callable[[], nn.Module], input_shape: Sequence[int]) -> list[TracedLayer]:
+    """Build ``factory()`` with its weights on the ``meta`` device and trace it: shapes only, no
+    memory for weights and no arithmetic, so the largest zoo networks trace in well under a
+    second.
+
+    Every BatchNorm2d of the throw-away copy forwards its input unchanged: batch norm keeps
+    the shape, so the trace is identical, but on ``meta`` tensors PyTorch runs batch norm
+    through Python decompositions that take most of the tracing time."""
+    from accelerate import init_empty_weights
+
+    with init_empty_weights(include_buffers=False):
+        module = factory()
+    for sub in module.modules():
+        if isinstance(sub, nn.BatchNorm2d):
+            sub.forward = _shape_only
+    return trace(module.to("meta"), input_shape)

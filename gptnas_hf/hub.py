@@ -30,7 +30,6 @@ Records made under other settings than the run's (``evaluations.jsonl`` lines wi
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import logging
 import re
@@ -44,7 +43,6 @@ from typing import Any
 __all__ = [
     "DEFAULT_COMMIT_MESSAGE",
     "DEFAULT_MODEL_COMMIT_MESSAGE",
-    "NAS_RECONSTRUCTION_PIPELINE",
     "export_run",
     "push_run",
     "export_architecture_model",
@@ -59,21 +57,8 @@ DEFAULT_MODEL_COMMIT_MESSAGE = "Upload the gptnas-hf architecture GPT"
 WEIGHTS = ("auto", "retrained", "init")
 PROCESSOR_REF = "image_processing_searched.SearchedNetImageProcessor"
 
-#: ``config.json``'s ``custom_pipelines`` entry of the architecture GPT (as
-#: ``Pipeline.save_pretrained`` writes it for a registered custom pipeline)
-NAS_RECONSTRUCTION_PIPELINE = {
-    "nas-reconstruction": {
-        "impl": "pipeline_nas_reconstruction.NASReconstructionPipeline",
-        "pt": ["AutoModelForCausalLM"],
-        "type": "text",
-    }
-}
-_GPT_AUTO_MAP = {
-    "AutoConfig": "configuration_gptnas.GPTNASConfig",
-    "AutoModelForCausalLM": "modeling_gptnas.GPTNASForArchitectureModeling",
-}
-#: modules whose code the architecture GPT repo carries (with everything they import relatively)
-_GPT_CODE_MODULES = ("configuration_gptnas", "modeling_gptnas", "pipeline_nas_reconstruction")
+#: the code files transformers' remote-code loader looks for first in an architecture GPT folder
+_GPT_ENTRY_MODULES = ("configuration_gptnas", "modeling_gptnas", "pipeline_nas_reconstruction")
 
 
 # ----------------------------------------------------------------------------------------
@@ -99,11 +84,11 @@ def validate_repo_id(repo_id: str) -> str:
 def _api(api, token):
     if api is not None:
         return api
+    from importlib.metadata import version
+
     from huggingface_hub import HfApi
 
-    from . import __version__
-
-    return HfApi(token=token, library_name="gptnas-hf", library_version=__version__)
+    return HfApi(token=token, library_name="gptnas-hf", library_version=version("gptnas-hf"))
 
 
 def _upload(staged: Path, repo_id: str, *, private: bool, token, commit_message: str, api, revision, create_pr,
@@ -592,48 +577,8 @@ def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, token:
 # ----------------------------------------------------------------------------------------
 # the architecture GPT
 
-_RELATIVE_IMPORT = re.compile(r"^(\s*)from\s+(\.+)([\w.]*)\s+import\b(.*)$")
-
-
-def _flat_sources(entry_modules: Sequence[str], package: str = __package__) -> dict[str, str]:
-    """``{file name: source}`` of ``entry_modules`` and everything they import relatively,
-    flattened into one folder: ``from .search.schedule import x`` becomes
-    ``from .schedule import x`` (transformers' remote-code loader fetches ``<name>.py`` beside
-    the importing file and nothing else)."""
-    sources: dict[str, str] = {}
-    flat_of: dict[str, str] = {}  # module -> flat file stem
-    todo = [f"{package}.{m}" for m in entry_modules]
-    while todo:
-        module = todo.pop()
-        if module in flat_of:
-            continue
-        flat = module.rsplit(".", 1)[-1]
-        clash = next((m for m, f in flat_of.items() if f == flat), None)
-        if clash is not None:
-            raise RuntimeError(f"cannot flatten {module} and {clash} into one folder: both would be {flat}.py")
-        flat_of[module] = flat
-        spec = importlib.util.find_spec(module)
-        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-            raise RuntimeError(f"cannot find the source of {module}")
-        parent = module.rsplit(".", 1)[0] if not spec.origin.endswith("__init__.py") else module
-        lines = Path(spec.origin).read_text().splitlines(keepends=True)
-        for i, line in enumerate(lines):
-            match = _RELATIVE_IMPORT.match(line)
-            if not match:
-                continue
-            indent, dots, name, rest = match.groups()
-            if not name:
-                raise RuntimeError(f"{spec.origin}:{i + 1}: 'from {dots} import ...' cannot be flattened")
-            target = importlib.util.resolve_name(dots + name, parent)
-            todo.append(target)
-            newline = "\n" if line.endswith("\n") else ""
-            lines[i] = f"{indent}from .{target.rsplit('.', 1)[-1]} import{rest.rstrip(chr(10))}{newline}"
-        sources[f"{flat}.py"] = "".join(lines)
-    return sources
-
-
 def _default_model_card() -> Path:
-    from . import DEFAULT_MODEL
+    from .default_model import DEFAULT_MODEL
 
     for candidate in (Path(__file__).resolve().parents[1] / "model_card.md", Path(DEFAULT_MODEL) / "README.md"):
         if candidate.is_file():
@@ -657,42 +602,23 @@ def _check_model_dir(model_dir) -> Path:
 
 def export_architecture_model(model_dir: str | Path, out_dir: str | Path,
                               model_card: str | Path | None = None) -> list[str]:
-    """Stage an architecture GPT checkpoint for the Hub in ``out_dir`` (new or empty): its
-    usable files (:func:`gptnas_hf.training.package_checkpoint`: config, ``model.safetensors``,
-    tokenizer files; ``model_card`` as ``README.md``, default the repository's
-    ``model_card.md``), this package's code for the model and the ``nas-reconstruction``
-    pipeline (flattened), and ``config.json`` with ``auto_map`` and ``custom_pipelines``.
-    Returns the names of the files written (sorted)."""
+    """Stage an architecture GPT checkpoint for the Hub in ``out_dir`` (new or empty):
+    :func:`gptnas_hf.training.package_checkpoint` (config with ``auto_map`` and
+    ``custom_pipelines``, ``model.safetensors``, tokenizer files, the code of the model and of
+    the ``nas-reconstruction`` pipeline as transformers saves it) with ``model_card`` as
+    ``README.md`` (default the repository's ``model_card.md``). Returns the names of the files
+    written (sorted)."""
+    from .training import package_checkpoint
+
     model_dir = _check_model_dir(model_dir)
     card = Path(model_card) if model_card is not None else _default_model_card()
     if not card.is_file():
         raise FileNotFoundError(f"model card {str(card)!r} does not exist")
     with _OutDir(out_dir) as out:
-        _stage_architecture_model(model_dir, out, card)
-    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+        files = package_checkpoint(model_dir, out, card, overwrite=True)
+        _check_remote_code(out, _GPT_ENTRY_MODULES)
     logger.info("staged architecture model %s in %s: %s", model_dir, out, ", ".join(files))
     return files
-
-
-def _stage_architecture_model(model_dir: Path, out: Path, card: Path) -> None:
-    from .training import package_checkpoint
-
-    package_checkpoint(model_dir, out, card)
-    for name, source in _flat_sources(_GPT_CODE_MODULES).items():
-        (out / name).write_text(source)  # the package's code, matching the pipeline
-    config_path = out / "config.json"
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{model_dir / 'config.json'} is corrupt: {err}") from None
-    if config.get("model_type") != "gptnas":
-        raise ValueError(f"{str(model_dir)!r} is not an architecture GPT checkpoint (model_type "
-                         f"{config.get('model_type')!r}, expected 'gptnas')")
-    config["auto_map"] = {**config.get("auto_map", {}), **_GPT_AUTO_MAP}
-    config["custom_pipelines"] = json.loads(json.dumps(NAS_RECONSTRUCTION_PIPELINE))
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    _check_remote_code(out, [ref.split(".")[0] for ref in _GPT_AUTO_MAP.values()]
-                       + [NAS_RECONSTRUCTION_PIPELINE["nas-reconstruction"]["impl"].split(".")[0]])
 
 
 def _check_remote_code(folder: Path, modules: Sequence[str]) -> None:

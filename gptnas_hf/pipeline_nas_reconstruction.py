@@ -34,15 +34,17 @@ import torch
 from transformers import Pipeline
 
 from .configuration_gptnas import location_id
-from .corpora.common import trace_factory
-from .encoding import LayerRecord, layer_type
-from .search.schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
+from .encoding import LayerRecord, layer_type, trace_factory
+from .mask_schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
 from .search_space import KIND_PARAMS, Genome, build_block, make_block
 from .tokenization_gptnas import encode_types
 
 __all__ = ["NASReconstructionPipeline", "block_layers", "candidate_blocks", "METHODS"]
 
 METHODS = ("likelihood", "predict")
+#: genomes rebuilt side by side when the caller gives no ``batch_size``: a search's population
+#: in one batch (one GPT batch per block position)
+DEFAULT_BATCH_SIZE = 64
 #: at most this many layers of a candidate block are scored (the first ones, which tell the
 #: kinds apart): a candidate is scored in one GPT pass over a window of at most k + 1 tokens
 #: (context, its layers, the next block's first layer), so at least k - 6 layers of context
@@ -159,15 +161,39 @@ class NASReconstructionPipeline(Pipeline):
                 params[key] = value
         return {}, params, {}
 
-    # -- the Pipeline protocol, one genome at a time ------------------------------------------
+    # -- the Pipeline protocol -----------------------------------------------------------------
+    # preprocess: one genome -> {"genomes": [Genome]}; batches of ``batch_size`` are collated
+    # into one list and rebuilt side by side (one GPT batch per block position) by _forward;
+    # postprocess: one genome's result dict. Each genome's randomness is seeded by ``seed`` and
+    # its own hash, so a batch gives the same results as the genomes one at a time.
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("batch_size", DEFAULT_BATCH_SIZE)
+        super().__init__(*args, **kwargs)
+
     def preprocess(self, genome):
-        return {"genome": Genome.from_json(genome)}
+        return {"genomes": [Genome.from_json(genome)]}
 
     def _forward(self, model_inputs, **params):
-        return self.reconstruct([model_inputs["genome"]], **params)[0]
+        genomes = [Genome.from_json(g) for g in model_inputs["genomes"]]  # device placement made them lists
+        return {"results": self.reconstruct(genomes, **params)}
 
     def postprocess(self, model_outputs):
-        return model_outputs
+        result = model_outputs["results"]  # a batch is unrolled one result at a time by the base class
+        return result[0] if isinstance(result, list) else result
+
+    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
+        """The base class's iterator with a collate that keeps genomes as a list (they are not
+        tensors to pad)."""
+        from torch.utils.data import DataLoader
+        from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
+
+        if not hasattr(inputs, "__len__"):
+            return super().get_iterator(inputs, num_workers, 1, preprocess_params, forward_params,
+                                        postprocess_params)
+        dataset = PipelineDataset(inputs, self.preprocess, preprocess_params)
+        loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=_collate_genomes)
+        model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
+        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
 
     @staticmethod
     def _is_single(inputs) -> bool:
@@ -176,12 +202,18 @@ class NASReconstructionPipeline(Pipeline):
         return isinstance(inputs, list) and (not inputs or isinstance(inputs[0], dict))
 
     def __call__(self, inputs, **kwargs):
-        """One genome -> one result dict; a list of genomes -> a list, rebuilt as one batch."""
-        _, params, _ = self._sanitize_parameters(**kwargs)
-        single = self._is_single(inputs)
-        genomes = [Genome.from_json(g) for g in ([inputs] if single else list(inputs))]
-        results = self.reconstruct(genomes, **params)
-        return results[0] if single else results
+        """One genome (a list of block dicts, its JSON string or a ``Genome``) -> one result dict;
+        a list of genomes -> a list, rebuilt ``batch_size`` at a time (default
+        :data:`DEFAULT_BATCH_SIZE`); a ``KeyDataset`` or a generator of genomes -> an iterator."""
+        if isinstance(inputs, Genome):
+            inputs = inputs.to_json()
+        elif self._is_single(inputs) and not isinstance(inputs, str):
+            if not inputs:
+                raise ValueError("a genome needs at least one block; got an empty list")
+            inputs = json.dumps(inputs)
+        if isinstance(inputs, tuple):
+            inputs = list(inputs)
+        return super().__call__(inputs, **kwargs)
 
     # -- Algorithm 1 -------------------------------------------------------------------------
     @torch.no_grad()
@@ -357,6 +389,10 @@ class NASReconstructionPipeline(Pipeline):
             logits = logits.masked_fill(logits < kth, float("-inf"))
         return int(torch.multinomial(logits.softmax(-1).cpu(), 1, generator=generator))
 
+
+
+def _collate_genomes(items: list[dict]) -> dict:
+    return {"genomes": [genome for item in items for genome in item["genomes"]]}
 
 
 def _check_number(name: str, value, lo: float, hi: float) -> None:

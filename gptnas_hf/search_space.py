@@ -82,7 +82,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.models.shufflenetv2 import InvertedResidual
 from torchvision.ops import Conv2dNormActivation, SqueezeExcitation
 
-from .encoding import BLOCK_LABELS
+from .block_labels import BLOCK_LABELS
 
 __all__ = [
     "BLOCK_LABELS",

@@ -223,7 +223,7 @@ def search_space_types() -> set[str]:
     times its width; plus the classifier head at every width ratio."""
     import itertools
 
-    from .corpora.common import trace_factory
+    from .encoding import trace_factory
     from .encoding import width_ratio
     from .search_space import KIND_PARAMS, build_block, make_block
 
@@ -267,7 +267,7 @@ def tokenizer_from_corpora(*corpora) -> PreTrainedTokenizerFast:
 def load_tokenizer(path: str | Path | None) -> PreTrainedTokenizerFast:
     from transformers import AutoTokenizer
 
-    from . import DEFAULT_MODEL
+    from .default_model import DEFAULT_MODEL
 
     candidates = [Path(path)] if path else [Path("tokenizer"), Path(DEFAULT_MODEL)]
     for candidate in candidates:
@@ -367,21 +367,24 @@ def train_from_recipe(recipe: dict | str | Path, *, output_dir: str | None = Non
     return TrainOutcome(out, result.training_loss, eval_loss, trainer.state.log_history)
 
 
-SHIPPED_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                 "special_tokens_map.json", "configuration_gptnas.py", "modeling_gptnas.py", "encoding.py")
-
-
 def package_checkpoint(model_dir: str | Path, out_dir: str | Path, model_card: str | Path | None = None, *,
                        overwrite: bool = False) -> list[str]:
-    """Copy what a checkpoint needs to be used (config, safetensors weights, tokenizer files,
-    the custom code ``auto_map`` points at, the card as ``README.md``) and nothing else: no
-    optimizer state, no pickled training arguments. Returns the file names written.
+    """Write what an architecture GPT checkpoint needs to be used, and nothing else (no
+    optimizer state, no pickled training arguments): the ``nas-reconstruction`` pipeline loaded
+    from ``model_dir`` and saved with ``Pipeline.save_pretrained``, which writes the config
+    (with ``auto_map`` and ``custom_pipelines``), ``model.safetensors``, the generation config,
+    the tokenizer files and, through transformers' ``custom_object_save``, the package's code for
+    the model and the pipeline. So the folder serves
+    ``pipeline("nas-reconstruction", model=DIR, trust_remote_code=True)`` without this package.
+    ``model_card`` is copied as ``README.md``. Returns the file names written (sorted).
 
     All or nothing: everything is checked first and written into a temporary directory beside
     ``out_dir`` that is renamed into place at the end, so a failure leaves ``out_dir`` as it
     was. A non-empty ``out_dir`` is refused unless ``overwrite`` (then it is replaced whole)."""
     import shutil
     import tempfile
+
+    from transformers import pipeline
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not (model_dir / "model.safetensors").is_file() or not (model_dir / "config.json").is_file():
@@ -393,17 +396,21 @@ def package_checkpoint(model_dir: str | Path, out_dir: str | Path, model_card: s
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"output directory {str(out_dir)!r} is not empty; choose a new one, or pass "
                               "--overwrite (overwrite=True) to replace it")
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{model_dir / 'config.json'} is corrupt: {err}") from None
+    if config.get("model_type") != GPTNASConfig.model_type:
+        raise ValueError(f"{str(model_dir)!r} is not an architecture GPT checkpoint (model_type "
+                         f"{config.get('model_type')!r}, expected {GPTNASConfig.model_type!r})")
+    reconstruct = pipeline("nas-reconstruction", model=str(model_dir), device="cpu")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        written = []
-        for name in SHIPPED_FILES:
-            if (model_dir / name).is_file():
-                shutil.copy2(model_dir / name, staging / name)
-                written.append(name)
+        reconstruct.save_pretrained(staging)
         if model_card:
             shutil.copy2(model_card, staging / "README.md")
-            written.append("README.md")
+        written = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
         staging.chmod(0o755)
         if out_dir.is_dir() and any(out_dir.iterdir()):  # overwrite: swap, then drop the old one
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))

@@ -39,11 +39,12 @@ TINY = {
     "retrain": {"epochs": 1, "batch_size": 32, "max_batches_per_epoch": 2, "augment": False, "progress": False},
     "seed": 0, "progress": False,
 }
-RUN_FILES = ["README.md", "config.json", "encoding.py", "genome_budget.py", "image_processing_searched.py",
+RUN_FILES = ["README.md", "block_labels.py", "config.json", "genome_budget.py", "image_processing_searched.py",
              "model.safetensors", "modeling_searched.py", "preprocessor_config.json", "progress.png", "search_space.py"]
-GPT_FILES = ["README.md", "common.py", "config.json", "configuration_gptnas.py", "encoding.py",
-             "generation_config.json", "model.safetensors", "modeling_gptnas.py", "pipeline_nas_reconstruction.py",
-             "schedule.py", "search_space.py", "tokenization_gptnas.py", "tokenizer.json", "tokenizer_config.json"]
+GPT_FILES = ["README.md", "block_labels.py", "config.json", "configuration_gptnas.py", "encoding.py",
+             "generation_config.json", "mask_schedule.py", "model.safetensors", "modeling_gptnas.py",
+             "pipeline_nas_reconstruction.py", "search_space.py", "tokenization_gptnas.py", "tokenizer.json",
+             "tokenizer_config.json"]
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +125,7 @@ def test_save_and_load_give_identical_logits_for_random_genomes(tmp_path, seed):
     x = torch.randn(2, channels, 32, 32)
     labels = torch.tensor([0, 4])
     model.save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "encoding.py", "genome_budget.py",
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["block_labels.py", "config.json", "genome_budget.py",
                                                          "model.safetensors", "modeling_searched.py", "search_space.py"]
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["model_type"] == "gptnas-searched" and saved["genome_hash"] == genome.hash()

@@ -3,10 +3,11 @@ import shutil
 
 import pytest
 import torch
+from safetensors import SafetensorError
 from transformers import pipeline
 
 import gptnas_hf
-from gptnas_hf.search.schedule import mask_rate_at
+from gptnas_hf.mask_schedule import mask_rate_at
 from gptnas_hf.search_space import Genome, InvalidGenomeError, build_network, sample_genome
 
 
@@ -80,6 +81,34 @@ def test_batched_equals_unbatched_and_seeds_repeat(reconstruct, genomes):
     assert reconstruct(genomes, mask_rate=0.4, seed=7, do_sample=True, temperature=1.5, top_k=10) == sampled
 
 
+def _same_result(a: dict, b: dict) -> bool:
+    """Equal, except the FCN probabilities, which agree to float precision (a batch pads)."""
+    exact = ("genome", "predicted_blocks", "predicted_layers", "mask_rate", "method", "kept_kind")
+    return all(a[k] == b[k] for k in exact) and all(
+        x["block"] == y["block"] and x["probabilities"] == pytest.approx(y["probabilities"], abs=1e-4)
+        for x, y in zip(a["block_probabilities"], b["block_probabilities"], strict=True))
+
+
+def test_batch_size_num_workers_and_streaming_follow_the_pipeline_contract(reconstruct, genomes):
+    """The base class's batch_size / num_workers / dataset streaming work, and give what the
+    genomes give one at a time."""
+    from datasets import Dataset
+    from transformers.pipelines.pt_utils import KeyDataset
+
+    alone = [reconstruct(g.to_json(), mask_rate=0.5, seed=3) for g in genomes]
+    for batch_size in (1, 3, len(genomes)):
+        batched = reconstruct(genomes, mask_rate=0.5, seed=3, batch_size=batch_size)
+        assert len(batched) == len(genomes) and all(map(_same_result, batched, alone)), batch_size
+    workers = reconstruct(genomes[:4], mask_rate=0.5, seed=3, batch_size=2, num_workers=2)
+    assert all(map(_same_result, workers, alone[:4]))
+    column = Dataset.from_dict({"genome": [g.to_json() for g in genomes]})
+    streamed = reconstruct(KeyDataset(column, "genome"), mask_rate=0.5, seed=3, batch_size=4)
+    assert not isinstance(streamed, list)  # an iterator, consumed on demand
+    assert all(map(_same_result, list(streamed), alone))
+    generated = list(reconstruct((g.to_list() for g in genomes[:3]), mask_rate=0.5, seed=3))
+    assert all(map(_same_result, generated, alone[:3]))
+
+
 def test_input_forms(reconstruct, genomes):
     as_list = reconstruct(genomes[1].to_list(), mask_rate=0.4, seed=1)
     assert reconstruct(genomes[1], mask_rate=0.4, seed=1) == as_list
@@ -103,5 +132,5 @@ def test_missing_or_corrupt_model_directory(tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(gptnas_hf.DEFAULT_MODEL, broken)
     (broken / "model.safetensors").write_bytes(b"this is not a safetensors file")
-    with pytest.raises(Exception, match="safetensors|header|deserializ|Error"):
+    with pytest.raises(SafetensorError, match="deserializing header"):
         pipeline("nas-reconstruction", model=str(broken))

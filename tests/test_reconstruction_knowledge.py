@@ -11,7 +11,8 @@ from transformers import Trainer, TrainingArguments, pipeline
 
 import gptnas_hf  # noqa: F401  (registers the pipeline)
 from gptnas_hf import GPTNASConfig, GPTNASForArchitectureModeling
-from gptnas_hf.corpora.common import ARCHITECTURE_FEATURES, architecture_row, trace_factory
+from gptnas_hf.corpora.common import ARCHITECTURE_FEATURES, architecture_row
+from gptnas_hf.encoding import trace_factory
 from gptnas_hf.pipeline_nas_reconstruction import candidate_blocks
 from gptnas_hf.search_space import Genome, build_network, make_block, sample_genome
 from gptnas_hf.tokenization_gptnas import build_tokenizer

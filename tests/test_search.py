@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from gptnas_hf.data import load_image_data
-from gptnas_hf.search.schedule import mask_rate_at
+from gptnas_hf.mask_schedule import mask_rate_at
 from gptnas_hf.search.searcher import NASSearcher, SearchConfig
 from gptnas_hf.search_space import Genome
 

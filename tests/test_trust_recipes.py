@@ -205,4 +205,8 @@ def test_package_model_refuses_a_used_directory_and_writes_nothing_partial(tmp_p
     code, out_text, _ = cli(capsys, "package-model", "--model", model, "--out", out, "--model-card", card, "--overwrite")
     assert code == 0 and "model.safetensors" in out_text
     assert "mine.txt" not in [p.name for p in out.iterdir()] and (out / "README.md").read_text() == "# a card\n"
+    config = json.loads((out / "config.json").read_text())  # served through remote code (test_hub loads it)
+    assert config["custom_pipelines"]["nas-reconstruction"]["impl"] == "pipeline_nas_reconstruction.NASReconstructionPipeline"
+    assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_gptnas.GPTNASForArchitectureModeling"
+    assert (out / "pipeline_nas_reconstruction.py").is_file() and (out / "modeling_gptnas.py").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["card.md", "out"]  # no staging left behind

@@ -9,7 +9,7 @@ from accelerate import init_empty_weights
 from torch import nn
 from transformers import AutoTokenizer
 
-from gptnas_hf.corpora.common import trace_factory
+from gptnas_hf.encoding import trace_factory
 from gptnas_hf.corpora.zoo import HELD_OUT_NETWORKS, ZOO_NETWORKS, build_torchvision, trace_torchvision
 from gptnas_hf.encoding import (LayerRecord, canonical_other, layer_type, nearest_type, trace, type_distance,
                                 width_ratio)

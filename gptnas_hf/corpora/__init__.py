@@ -1,6 +1,7 @@
 """Architecture corpora: each yields a ``datasets.Dataset`` of traced networks."""
 
-from .common import ARCHITECTURE_FEATURES, architecture_row, trace_factory
+from ..encoding import trace_factory
+from .common import ARCHITECTURE_FEATURES, architecture_row
 from .nasbench101 import nasbench101_corpus
 from .zoo import ZOO_FAMILIES, ZOO_NETWORKS, zoo_corpus
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import datasets
-from accelerate import init_empty_weights
-from torch import nn
 
-from ..encoding import TracedLayer, trace
+from ..encoding import TracedLayer
 
 ARCHITECTURE_FEATURES = datasets.Features(
     {
@@ -20,26 +18,6 @@ ARCHITECTURE_FEATURES = datasets.Features(
         "block_index": datasets.Sequence(datasets.Value("int32")),
     }
 )
-
-
-def _shape_only(x):
-    return x
-
-
-def trace_factory(factory: Callable[[], nn.Module], input_shape: Sequence[int]) -> list[TracedLayer]:
-    """Build ``factory()`` with its weights on the ``meta`` device and trace it: shapes only, no
-    memory for weights and no arithmetic, so the largest zoo networks trace in well under a
-    second.
-
-    Every BatchNorm2d of the throw-away copy forwards its input unchanged: batch norm keeps
-    the shape, so the trace is identical, but on ``meta`` tensors PyTorch runs batch norm
-    through Python decompositions that take most of the tracing time."""
-    with init_empty_weights(include_buffers=False):
-        module = factory()
-    for sub in module.modules():
-        if isinstance(sub, nn.BatchNorm2d):
-            sub.forward = _shape_only
-    return trace(module.to("meta"), input_shape)
 
 
 def architecture_row(name: str, source: str, layers: Sequence[TracedLayer]) -> dict:

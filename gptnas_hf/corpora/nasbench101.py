@@ -37,7 +37,8 @@ from torch import nn
 from torchvision.ops import Conv2dNormActivation
 from tqdm.auto import tqdm
 
-from .common import ARCHITECTURE_FEATURES, architecture_row, trace_factory
+from ..encoding import trace_factory
+from .common import ARCHITECTURE_FEATURES, architecture_row
 
 __all__ = [
     "INPUT",

@@ -21,7 +21,8 @@ import torchvision
 from torch import nn
 from tqdm.auto import tqdm
 
-from .common import ARCHITECTURE_FEATURES, architecture_row, trace_factory
+from ..encoding import trace_factory
+from .common import ARCHITECTURE_FEATURES, architecture_row
 
 # Table 2: family -> variants (36 in all)
 ZOO_FAMILIES: dict[str, tuple[str, ...]] = {

@@ -59,7 +59,8 @@ class AdaptationConfig:
 
 def genome_rows(genomes, in_channels: int, num_classes: int, image_size: int) -> list[dict]:
     """Corpus rows (types, blocks, block_index) of genomes' networks, traced at the data's size."""
-    from ..corpora.common import architecture_row, trace_factory
+    from ..corpora.common import architecture_row
+    from ..encoding import trace_factory
     from ..search_space import Genome, GenomeNetwork
 
     rows = []

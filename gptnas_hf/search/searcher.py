@@ -59,7 +59,7 @@ from ..recipe_config import (NON_NEGATIVE, POSITIVE, UNIT, RecipeError, check_fi
 from ..search_space import MAX_WIDTH, Genome
 from .budget import SearchBudget, repair
 from .diversity import population_diversity
-from .schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
+from ..mask_schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
 from .tracking import SearchTracker
 from .workers import CandidatePool, resolve_threads, resolve_workers, torch_threads, train_genome
 from .strategies import STRATEGIES, Individual, create_strategy
@@ -258,7 +258,7 @@ def _checkpoint_id(model) -> str | None:
     """What identifies an architecture GPT: its weights' hash for a local checkpoint, else its name."""
     from transformers import Pipeline
 
-    from .. import DEFAULT_MODEL
+    from ..default_model import DEFAULT_MODEL
 
     if isinstance(model, Pipeline):
         model = getattr(model.model, "name_or_path", None) or type(model.model).__name__
@@ -382,7 +382,7 @@ class NASSearcher:
     def _load_pipeline(model):
         from transformers import Pipeline, pipeline
 
-        from .. import DEFAULT_MODEL
+        from ..default_model import DEFAULT_MODEL
 
         if isinstance(model, Pipeline):
             return model

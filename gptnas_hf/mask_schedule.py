@@ -1,4 +1,4 @@
-"""The mask-rate schedule of the paper's Eq. 3."""
+"""The mask-rate schedule of the paper's Eq. 3 (used by the pipeline and by the search)."""
 
 from __future__ import annotations
 
