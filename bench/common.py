@@ -55,7 +55,7 @@ SMOKE_OVERRIDES = {
 }
 CACHE_VERSION = 2
 #: the package sources that decide a candidate's training result (part of the cache key)
-TRAINING_SOURCES = ("search_space.py", "evaluation.py", "data.py")
+TRAINING_SOURCES = ("search_space.py", "evaluation.py", "data.py", "search/candidate.py")
 
 
 # -- where results go ----------------------------------------------------------------------
@@ -338,12 +338,11 @@ def train_candidate(genome, data, config, data_key: dict, run_seed: int = 0, pre
     """Build and briefly train one candidate exactly as the searcher does (weights and batches
     seeded from the run's seed and the genome's hash); returns fitness, top-5, the resolved
     train scope, parameter counts, seconds and images/s. Cached when ``cache`` is given."""
-    from gptnas_hf.evaluation import evaluate_network
-    from gptnas_hf.search.searcher import _seed_for
-    from gptnas_hf.search_space import Genome, build_network
+    from gptnas_hf.search.candidate import candidate_seed, evaluate_candidate
+    from gptnas_hf.search_space import Genome
 
     genome = Genome.from_json(genome)
-    seed = _seed_for(run_seed, genome.hash())
+    seed = candidate_seed(run_seed, genome)
     key = CandidateCache.key(genome, predicted_blocks, config, data_key, seed)
     if cache is not None:
         hit = cache.get(key)
@@ -351,13 +350,11 @@ def train_candidate(genome, data, config, data_key: dict, run_seed: int = 0, pre
             cache.hits += 1
             return hit
         cache.misses += 1
-    torch.manual_seed(seed)
-    network = build_network(genome, in_channels=data.channels, num_classes=data.num_classes)
-    result = evaluate_network(network, data, dataclasses.replace(config, seed=seed), predicted_blocks=list(predicted_blocks))
-    record = {"key": key, "hash": genome.hash(), "fitness": result.fitness, "top5": result.top5,
-              "status": result.status, "train_scope": result.train_scope, "parameters": result.num_parameters,
-              "trainable_parameters": result.trainable_parameters, "seconds": round(result.seconds, 3),
-              "images_per_second": round(result.images_per_second, 1), "epochs": config.epochs}
+    result = evaluate_candidate(genome, data, config, seed=seed, predicted_blocks=predicted_blocks)
+    record = {"key": key, "hash": genome.hash(), "fitness": result["fitness"], "top5": result["top5"],
+              "status": result["status"], "train_scope": result["train_scope"], "parameters": result["parameters"],
+              "trainable_parameters": result["trainable_parameters"], "seconds": result["seconds"],
+              "images_per_second": round(result["images_per_second"], 1), "epochs": config.epochs}
     if cache is not None:
         cache.put(record)
     return record

@@ -41,9 +41,9 @@ BUDGETS = {
 
 
 def _records(run_dir) -> list[dict]:
-    from gptnas_hf.search.searcher import EVALUATIONS_FILE, read_records
+    from gptnas_hf.search.run_directory import RunDirectory
 
-    return read_records(run_dir / EVALUATIONS_FILE)
+    return RunDirectory(run_dir).read_records()
 
 
 def _cost_curve(records) -> tuple[list[float], list[float]]:

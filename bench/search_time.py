@@ -41,7 +41,8 @@ def time_search(config, use_gpt: bool, seed: int, image_size: int = 32, in_chann
     """One search without training; seconds per generation for the strategy and for the GPT."""
     from gptnas_hf.pipeline_nas_reconstruction import _block_layers_cached
     from gptnas_hf.mask_schedule import mask_rate_at
-    from gptnas_hf.search.searcher import NASSearcher, _seed_for
+    from gptnas_hf.search.candidate import seed_for
+    from gptnas_hf.search.searcher import NASSearcher
     from gptnas_hf.search.strategies import Individual, create_strategy
 
     strategy = create_strategy(config.strategy, **NASSearcher._strategy_kwargs(config))
@@ -64,7 +65,7 @@ def time_search(config, use_gpt: bool, seed: int, image_size: int = 32, in_chann
         if pipe is not None:
             start = time.perf_counter()
             results = pipe(genomes, mask_rate=mask_rate_at(generation, max(config.generations, 1), config.initial_mask_rate),
-                           seed=_seed_for(seed, "gpt", generation), window_size=config.window_size,
+                           seed=seed_for(seed, "gpt", generation), window_size=config.window_size,
                            image_size=image_size, in_channels=in_channels)
             gpt = time.perf_counter() - start
             genomes = [r["genome"] for r in results]

@@ -151,40 +151,35 @@ class _RunInfo:
 
 def _collect(run_dir, weights: str, dataset, pick: str = "best") -> _RunInfo:
     from .data import ImageData, load_image_data
-    from .search.retrain import RETRAIN_FILE, RETRAINED_WEIGHTS, load_run
     from .search.pareto import pick_genome
-    from .search.searcher import DATA_FILE, EVALUATIONS_FILE, read_records
+    from .search.run_directory import RunDirectory
 
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
-    run_dir = Path(run_dir)
-    config, genome, state = load_run(run_dir)  # FileNotFoundError / ValueError naming the problem
-    records = read_records(run_dir / EVALUATIONS_FILE, state.get("evaluation_key"))
+    run = RunDirectory(run_dir)
+    run_dir = run.path
+    config, genome, state = run.load()  # FileNotFoundError / ValueError naming the problem
+    records = run.read_records(state.get("evaluation_key"))
     genome = pick_genome(genome, records, pick)
-    retrain = None
-    if (run_dir / RETRAIN_FILE).is_file():
-        try:
-            retrain = json.loads((run_dir / RETRAIN_FILE).read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{run_dir / RETRAIN_FILE} is corrupt: {err}") from None
-    has_weights = (run_dir / RETRAINED_WEIGHTS).is_file()
+    retrain = run.read_retrain()  # ValueError when corrupt
+    has_weights = run.has_retrained_weights()
     if weights == "retrained" and not has_weights:
-        raise FileNotFoundError(f"run {str(run_dir)!r} has no {RETRAINED_WEIGHTS}: run `gptnas retrain --run "
+        raise FileNotFoundError(f"run {str(run_dir)!r} has no {run.RETRAINED_WEIGHTS}: run `gptnas retrain --run "
                                 f"{run_dir}` first, or export with weights='init'")
     chosen = "retrained" if weights in ("auto", "retrained") and has_weights else "init"
     other_genome = retrain is not None and retrain.get("genome_hash") not in (None, genome.hash())
     if chosen == "retrained" and other_genome and weights == "auto" and pick != "best":
         chosen = "init"  # the retrained weights belong to another point of the front
     if chosen == "retrained" and other_genome:
-        raise ValueError(f"{run_dir / RETRAINED_WEIGHTS} was trained for genome {retrain['genome_hash'][:12]}, but "
+        raise ValueError(f"{run.retrained_weights_path} was trained for genome {retrain['genome_hash'][:12]}, but "
                          f"the run's best genome is now {genome.hash()[:12]}: retrain the run again")
     if chosen == "init":
         retrain = None  # its accuracy belongs to weights we do not export
 
     if isinstance(dataset, ImageData):
         data = dataset.describe()
-    elif dataset is None and (run_dir / DATA_FILE).is_file():
-        data = json.loads((run_dir / DATA_FILE).read_text())
+    elif dataset is None and run.read_data() is not None:
+        data = run.read_data()
     else:
         data = load_image_data(dataset or config.dataset, seed=config.seed, progress=False, **config.data).describe()
 
@@ -192,12 +187,7 @@ def _collect(run_dir, weights: str, dataset, pick: str = "best") -> _RunInfo:
     if best_record is None:
         best = max(state.get("population", []), key=lambda ind: ind.get("fitness", 0.0), default={})
         best_record = {"fitness": best.get("fitness"), "hash": genome.hash()}
-    wall = None
-    report = run_dir / "report.md"
-    if report.is_file():
-        match = re.search(r"([\d,.]+) s of training, ([\d,.]+) s wall", report.read_text())
-        if match:
-            wall = float(match.group(2).replace(",", ""))
+    wall = run.wall_seconds(state)
     return _RunInfo(
         run_dir=run_dir, config=config, genome=genome, state=state, records=records, best_record=best_record,
         retrain=retrain, weights=chosen, retrained_available=has_weights, channels=data["channels"],
@@ -235,7 +225,7 @@ def _build_model(info: _RunInfo):
     from safetensors.torch import load_file
 
     from .modeling_searched import SearchedNetConfig, SearchedNetForImageClassification
-    from .search.retrain import RETRAINED_WEIGHTS
+    from .search.run_directory import RunDirectory
 
     config = SearchedNetConfig(
         genome=info.genome.to_list(), num_channels=info.channels, image_size=info.image_size,
@@ -246,7 +236,7 @@ def _build_model(info: _RunInfo):
     torch.manual_seed(info.config.seed)
     model = SearchedNetForImageClassification(config)
     if info.weights == "retrained":
-        path = info.run_dir / RETRAINED_WEIGHTS
+        path = RunDirectory(info.run_dir).retrained_weights_path
         state = load_file(str(path))
         try:
             model.network.load_state_dict(state, strict=True)
@@ -267,6 +257,7 @@ def _build_model(info: _RunInfo):
 def _save_model_dir(info: _RunInfo, out: Path) -> Any:
     """config.json, model.safetensors, the code, preprocessor_config.json and progress.png."""
     from .image_processing_searched import SearchedNetImageProcessor
+    from .search.run_directory import RunDirectory
 
     model = _build_model(info)
     # The processor's auto_map goes into config.json, not preprocessor_config.json: a
@@ -282,8 +273,9 @@ def _save_model_dir(info: _RunInfo, out: Path) -> Any:
     values.pop("image_processor_type", None)  # resolved through config.json (model_type / auto_map)
     pre.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
     shutil.copyfile(Path(__file__).with_name("image_processing_searched.py"), out / "image_processing_searched.py")
-    if (info.run_dir / "progress.png").is_file():
-        shutil.copyfile(info.run_dir / "progress.png", out / "progress.png")
+    progress = RunDirectory(info.run_dir).progress_plot_path
+    if progress.is_file():
+        shutil.copyfile(progress, out / progress.name)
     return model
 
 
@@ -653,16 +645,16 @@ def export_adapted_gpt(run_dir: str | Path, out_dir: str | Path) -> list[str]:
     """Stage the architecture GPT a search adapted (``gpt_adaptation``: ``RUN/adapted_gpt``) as
     a model directory (:func:`export_architecture_model`), with a card that says what it was
     adapted on. Returns the names of the files written."""
-    from .search.adaptation import ADAPTATION_FILE, ADAPTED_DIR
-    from .search.retrain import load_run
+    from .search.run_directory import RunDirectory
 
     run_dir = Path(run_dir)
-    config, _, state = load_run(run_dir)
-    adapted = run_dir / ADAPTED_DIR
-    if not (adapted / ADAPTATION_FILE).is_file():
-        raise FileNotFoundError(f"run {str(run_dir)!r} has no adapted GPT ({ADAPTED_DIR}/): it was searched without "
+    run = RunDirectory(run_dir)
+    config, _, state = run.load()
+    adapted = run.adapted_gpt_path
+    if not (adapted / run.ADAPTATION).is_file():
+        raise FileNotFoundError(f"run {str(run_dir)!r} has no adapted GPT ({run.ADAPTED_GPT}/): it was searched without "
                                 "gpt_adaptation, or no generation has finished")
-    info = json.loads((adapted / ADAPTATION_FILE).read_text())
+    info = json.loads((adapted / run.ADAPTATION).read_text())
     settings = ", ".join(f"{k} {v}" for k, v in info.get("settings", {}).items())
     card = f"""---
 library_name: transformers

@@ -78,9 +78,9 @@ def test_random_search_without_the_gpt_on_28x28_grayscale(tmp_path):
 
 
 def test_nan_and_out_of_memory_candidates_get_fitness_zero(tmp_path, digits, monkeypatch):
-    import gptnas_hf.search.workers as workers_module
+    import gptnas_hf.search.candidate as candidate_module
 
-    real_build = workers_module.build_network
+    real_build = candidate_module.build_network
     built = []
 
     class Failing(torch.nn.Module):
@@ -100,7 +100,7 @@ def test_nan_and_out_of_memory_candidates_get_fitness_zero(tmp_path, digits, mon
         mode = {1: "nan", 2: "oom"}.get(len(built))
         return Failing(network, mode) if mode else network
 
-    monkeypatch.setattr(workers_module, "build_network", build)  # in this process: one worker
+    monkeypatch.setattr(candidate_module, "build_network", build)  # in this process: one worker
     config = SearchConfig.from_dict({**TINY, "use_gpt": False, "generations": 1, "workers": 1,
                                      "output_dir": str(tmp_path / "run")})
     result = NASSearcher(config, dataset=digits).run()
@@ -253,11 +253,11 @@ def test_prefilter_trains_only_the_top_share_and_records_the_rest_untrained(tmp_
         assert all(r["seconds"] == 0.0 and r["fitness"] == 0.0 and r["proxy"] == "naswot" for r in skipped)
         # the trained ones are the best proxy scores of the generation
         scores = {r["hash"]: r["proxy_score"] for r in skipped}
-        from gptnas_hf.search.searcher import _seed_for
+        from gptnas_hf.search.candidate import candidate_seed
         from gptnas_hf.zero_cost import score_genome
 
         for r in trained:
-            s = score_genome(Genome(r["genome"]), digits, "naswot", seed=_seed_for(0, r["hash"]))
+            s = score_genome(Genome(r["genome"]), digits, "naswot", seed=candidate_seed(0, r["genome"]))
             assert all(s >= v for v in scores.values() if v == v)
             # a trained candidate's record keeps what the proxy said of it, and what that cost
             assert r["proxy"] == "naswot" and r["proxy_score"] == pytest.approx(s, rel=1e-6) and r["proxy_seconds"] >= 0

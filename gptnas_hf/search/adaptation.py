@@ -33,8 +33,10 @@ from pathlib import Path
 
 import torch
 
-ADAPTED_DIR = "adapted_gpt"
-ADAPTATION_FILE = "adaptation.json"
+from .run_directory import RunDirectory
+
+ADAPTED_DIR = RunDirectory.ADAPTED_GPT
+ADAPTATION_FILE = RunDirectory.ADAPTATION
 
 
 @dataclass

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from .pareto import COSTS, front_table, plot_pareto, trained
+from .run_directory import RunDirectory
 
 
 def plot_progress(history: list[dict], records: list[dict], path: Path, title: str) -> None:
@@ -77,16 +78,19 @@ def write_reports(output_dir: Path, config, state: dict, population, records: li
     """``data``: the searched data's ``describe()`` plus its split sizes (``train``, ``val``, ``test``)."""
     best = max(population, key=lambda ind: ind.fitness)
     best_record = next((r for r in records if r["hash"] == best.genome.hash()), {})
-    (output_dir / "best_genome.json").write_text(best.genome.to_json(indent=1) + "\n")
+    run = RunDirectory(output_dir)
+    run.write_best_genome(best.genome)
     strategy = config.strategy.upper() if config.strategy == "ga" else config.strategy.capitalize()
     setting = f"{strategy}{'+GPT' if config.use_gpt else ''}"
-    plot_progress(state["history"], records, output_dir / "progress.png", f"{setting} on {config.dataset}")
+    plot_progress(state["history"], records, run.progress_plot_path, f"{setting} on {config.dataset}")
     limits = {"parameters": config.max_params, "macs": config.max_macs}
-    plot_pareto(records, output_dir / "pareto.png", f"{setting} on {config.dataset}: accuracy against cost", limits)
+    plot_pareto(records, run.pareto_plot_path, f"{setting} on {config.dataset}: accuracy against cost", limits)
     repaired = [r for r in records if r.get("budget_repair") or r.get("gpt_budget_repair") or r.get("gpt_over_budget")]
     failures = [r for r in records if r["status"] not in ("ok", "prefiltered")]
     prefiltered = sum(r["status"] == "prefiltered" for r in records)
-    elapsed = time.time() - state.get("started", time.time())
+    elapsed = run.wall_seconds(state)
+    if elapsed is None:  # a state written before the searcher kept its wall seconds
+        elapsed = time.time() - state.get("started", time.time())
     lines = [
         f"# Search report: {setting} on {config.dataset}",
         "",
@@ -126,8 +130,8 @@ def write_reports(output_dir: Path, config, state: dict, population, records: li
     if failures:
         lines += ["", "## Failed candidates", ""]
         lines += [f"- `{r['hash'][:10]}`: {r['status']}: {r['reason']}" for r in failures]
-    final = _final_section(output_dir / "report.md")
-    (output_dir / "report.md").write_text("\n".join(lines) + "\n" + final)
+    final = _final_section(run.report_path)
+    run.report_path.write_text("\n".join(lines) + "\n" + final)
 
 
 def _budget_line(config, repaired: list[dict]) -> str:
@@ -146,7 +150,7 @@ def _final_section(report: Path) -> str:
 
 def write_final_training(run_dir: Path, summary: dict) -> None:
     """Put (or replace) the "Final training" section of ``report.md``: what ``retrain.json`` says."""
-    report = Path(run_dir) / "report.md"
+    report = RunDirectory(run_dir).report_path
     text = report.read_text() if report.is_file() else ""
     if FINAL_TRAINING in text:
         text = text[:text.index(FINAL_TRAINING)]

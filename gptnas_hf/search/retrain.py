@@ -14,7 +14,6 @@ the ``retrain`` section says otherwise: its ``data`` key holds data settings for
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import torch
@@ -22,33 +21,13 @@ from safetensors.torch import save_file
 
 from ..recipe_config import RecipeError, read_recipe, retrain_config, retrain_data_settings
 from ..search_space import Genome, build_network, count_parameters
-from .searcher import DATA_FILE, STATE_FILE, SearchConfig, read_state
-
-RETRAIN_FILE = "retrain.json"
-RETRAINED_WEIGHTS = "retrained.safetensors"
-
+from .run_directory import RunDirectory
+from .searcher import SearchConfig
 
 def load_run(run_dir: str | Path) -> tuple[SearchConfig, Genome, dict]:
-    """The settings, best genome and state of a search run directory, with clear errors. The
-    ``retrain`` section comes back as recorded, unchecked (:func:`retrain_run` checks it)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory {str(run_dir)!r} does not exist")
-    state_path = run_dir / STATE_FILE
-    if not state_path.is_file():
-        raise FileNotFoundError(f"{str(run_dir)!r} is not a search run: it has no {STATE_FILE}")
-    state = read_state(state_path)
-    best_path = run_dir / "best_genome.json"
-    if not best_path.is_file():
-        raise FileNotFoundError(f"run {str(run_dir)!r} has no best genome yet (no generation has finished)")
-    settings = dict(state["config"])
-    retrain = settings.pop("retrain", {})
-    try:
-        config = SearchConfig.from_dict(settings)
-    except RecipeError as err:
-        raise RecipeError(f"{state_path}: {err}") from None
-    config.retrain = retrain if isinstance(retrain, dict) else {}
-    return config, Genome.from_json(best_path.read_text()), state
+    """The settings, best genome and state of a search run directory, with clear errors
+    (:meth:`RunDirectory.load`)."""
+    return RunDirectory(run_dir).load()
 
 
 def retrain_run(run_dir: str | Path, dataset=None, recipe: str | Path | None = None, pick: str = "best",
@@ -60,24 +39,23 @@ def retrain_run(run_dir: str | Path, dataset=None, recipe: str | Path | None = N
     from ..data import load_image_data
     from ..evaluation import retrain_network
 
-    run_dir = Path(run_dir)
-    config, genome, state = load_run(run_dir)
+    run = RunDirectory(run_dir)
+    config, genome, state = run.load()
     if pick != "best":
         from .pareto import pick_genome
-        from .searcher import EVALUATIONS_FILE, read_records
 
-        genome = pick_genome(genome, read_records(run_dir / EVALUATIONS_FILE, state.get("evaluation_key")), pick)
+        genome = pick_genome(genome, run.read_records(state.get("evaluation_key")), pick)
     if recipe is not None:
         section, where = read_recipe(recipe).get("retrain") or {}, f"recipe {str(recipe)!r}"
     else:
-        section, where = config.retrain, f"{run_dir / STATE_FILE} (the run's recipe)"
+        section, where = config.retrain, f"{run.state_path} (the run's recipe)"
     try:
         retrain_config_ = retrain_config({**section, **overrides})
         data_settings = retrain_data_settings(config.data, section)
     except RecipeError as err:
         raise RecipeError(f"{where}: {err}. Correct the recipe's retrain section and run `gptnas retrain --run "
-                          f"{run_dir} --recipe RECIPE`: the search is kept") from None
-    searched = json.loads((run_dir / DATA_FILE).read_text()) if (run_dir / DATA_FILE).is_file() else {}
+                          f"{run.path} --recipe RECIPE`: the search is kept") from None
+    searched = run.read_data() or {}
     if data_settings.get("image_size") is None and searched.get("image_size"):
         data_settings["image_size"] = int(searched["image_size"])  # the size the genome was searched at
     source = dataset or config.dataset
@@ -85,14 +63,14 @@ def retrain_run(run_dir: str | Path, dataset=None, recipe: str | Path | None = N
     for key, have in (("channels", data.channels), ("num_classes", data.num_classes)):
         if key in searched and searched[key] != have:
             raise ValueError(f"the retraining data {str(source)!r} has {have} {key.replace('num_', '')}, the search's "
-                             f"had {searched[key]} ({run_dir / DATA_FILE}): retrain on the data the run searched")
+                             f"had {searched[key]} ({run.data_path}): retrain on the data the run searched")
     if searched.get("mean") and searched.get("std"):  # normalise as the search did: the exported processor does
         data = dataclasses.replace(data, mean=torch.tensor(searched["mean"], dtype=torch.float32),
                                    std=torch.tensor(searched["std"], dtype=torch.float32))
     torch.manual_seed(config.seed)
     network = build_network(genome, in_channels=data.channels, num_classes=data.num_classes)
     result = retrain_network(network, data, retrain_config_)
-    save_file({k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}, str(run_dir / RETRAINED_WEIGHTS))
+    save_file({k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}, str(run.retrained_weights_path))
     train_images = len(data.train_y) + (len(data.val_y) if retrain_config_.use_val else 0)
     summary = {
         "genome_hash": genome.hash(), "pick": pick, "test_top1": result.test_top1, "test_top5": result.test_top5,
@@ -104,9 +82,9 @@ def retrain_run(run_dir: str | Path, dataset=None, recipe: str | Path | None = N
                  "num_classes": data.num_classes, "size_note": data.size_note},
         "history": result.history,
     }
-    (run_dir / RETRAIN_FILE).write_text(json.dumps(summary, indent=1))
+    run.write_retrain(summary)
     from .report import write_final_training
 
-    write_final_training(run_dir, summary)
+    write_final_training(run.path, summary)
     return summary
 

@@ -58,22 +58,15 @@ from ..recipe_config import (NON_NEGATIVE, POSITIVE, UNIT, RecipeError, check_fi
                              read_recipe, retrain_config)
 from ..search_space import MAX_WIDTH, Genome
 from .budget import SearchBudget, repair
+from .candidate import candidate_seed, evaluate_candidate, seed_for
 from .diversity import population_diversity
 from ..mask_schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
 from .tracking import SearchTracker
-from .workers import CandidatePool, resolve_threads, resolve_workers, torch_threads, train_genome
+from .workers import CandidatePool, resolve_threads, resolve_workers, torch_threads
+from .run_directory import RunDirectory
 from .strategies import STRATEGIES, Individual, create_strategy
 
-try:  # POSIX: concurrent appends from several processes are serialised with flock
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: O_APPEND alone
-    fcntl = None
-
-STATE_FILE = "state.json"
 REDRAWS = 5  # new draws for a proposal that repair cannot bring within the budget
-EVALUATIONS_FILE = "evaluations.jsonl"
-DATA_FILE = "data.json"  # channels, size, classes and normalisation of the data searched on
-STATE_KEYS = ("config", "generation", "phase", "pending", "population", "history", "rng", "strategy")
 
 #: settings read under their old names (recipes and run states written before the rename)
 RENAMED = {"max_parameters": "max_params"}
@@ -195,35 +188,6 @@ class SearchResult:
         return self.best.fitness
 
 
-def read_state(path: Path) -> dict:
-    """A run's ``state.json``; one that is empty, cut or not a state gives a ValueError that
-    names the file and how to rebuild it from ``evaluations.jsonl``."""
-    text = path.read_text()
-    problem = None
-    try:
-        state = json.loads(text)
-    except json.JSONDecodeError as err:
-        problem = "is empty" if not text.strip() else f"is cut or corrupt ({err.msg} at line {err.lineno})"
-    else:
-        if not isinstance(state, dict) or any(k not in state for k in STATE_KEYS):
-            problem = "is not a search state (keys missing)"
-    if problem:
-        raise ValueError(f"{path} {problem}. To rebuild the state from {path.with_name(EVALUATIONS_FILE)}: "
-                         f"move it aside (mv {path} {path}.bad) and run the same `gptnas search` command again; "
-                         "the search replays with its seed and reuses every evaluation recorded under the same "
-                         "settings instead of training it again")
-    return state
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def _rng_state(rng: random.Random) -> list:
     version, internal, gauss = rng.getstate()
     return [version, list(internal), gauss]
@@ -278,26 +242,6 @@ def _needs_training(record: dict | None, generation: int) -> bool:
     if record is None:
         return True
     return record.get("status") == "prefiltered" and record.get("generation") != generation
-
-
-def read_records(path: str | os.PathLike, key: str | None = None) -> list[dict]:
-    """The records of a run's ``evaluations.jsonl``: those with ``key`` (the run's evaluation key;
-    None: all); a line cut by a kill is skipped, a missing file gives none."""
-    path = Path(path)
-    records = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if key is None or record.get("key", key) == key:
-                records.append(record)
-    return records
-
-
-def _seed_for(*parts) -> int:
-    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:4], "little")
 
 
 class NASSearcher:
@@ -401,87 +345,38 @@ class NASSearcher:
 
     # -- state --------------------------------------------------------------------------------
     @property
+    def run_directory(self) -> RunDirectory:
+        return RunDirectory(self.output_dir)
+
+    @property
     def state_path(self) -> Path:
-        return self.output_dir / STATE_FILE
+        return self.run_directory.state_path
 
     @property
     def evaluations_path(self) -> Path:
-        return self.output_dir / EVALUATIONS_FILE
+        return self.run_directory.evaluations_path
 
     def _save_state(self, state: dict) -> None:
-        _atomic_write(self.state_path, json.dumps(state, indent=1))
-
-    def _repair_log(self) -> None:
-        """Move lines that do not parse (a write cut by a crash) to ``evaluations.jsonl.partial-N``
-        and keep the rest, so that the next record starts on a line of its own."""
-        path = self.evaluations_path
-        if not path.is_file():
-            return
-        raw = path.read_bytes()
-        good, bad = [], []
-        for line in raw.split(b"\n"):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                ok = isinstance(record, dict) and "hash" in record and "fitness" in record
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                ok = False
-            (good if ok else bad).append(line)
-        if not bad and (not raw or raw.endswith(b"\n")):
-            return
-        n = 1
-        while path.with_name(f"{path.name}.partial-{n}").exists():
-            n += 1
-        aside = path.with_name(f"{path.name}.partial-{n}")
-        if bad:
-            aside.write_bytes(b"\n".join(bad) + b"\n")
-        _atomic_write(path, "".join(line.decode() + "\n" for line in good))
-        if bad:
-            print(f"gptnas search: {path}: {len(bad)} line{'s' if len(bad) > 1 else ''} cut by a crash moved to "
-                  f"{aside}; {'those candidates' if len(bad) > 1 else 'that candidate'} will be trained again",
-                  file=sys.stderr)
+        if "started" in state:
+            state["wall_seconds"] = round(time.time() - state["started"], 1)
+        self.run_directory.write_state(state)
 
     def _load_cache(self, legacy: bool = False) -> dict[str, dict]:
         """Records made under this run's settings (``key``); with ``legacy`` also records
         without a key (written by an older version into this same run)."""
         cache: dict[str, dict] = {}
         other = 0
-        if self.evaluations_path.is_file():
-            for line in self.evaluations_path.read_text().splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:  # repaired by the main process; skipped by the others
-                    continue
-                if record.get("key") == self.evaluation_key or (legacy and "key" not in record):
-                    cache[record["hash"]] = record
-                else:
-                    other += 1
+        for record in self.run_directory.read_records():  # a cut line: repaired by the main process, skipped here
+            if record.get("key") == self.evaluation_key or (legacy and "key" not in record):
+                cache[record["hash"]] = record
+            else:
+                other += 1
         if other and self.config.progress:
             print(f"gptnas search: {other} evaluation{'s' if other > 1 else ''} in {self.evaluations_path} "
                   "were made under other settings (data, evaluation, seed, GPT or budget) and are not reused",
                   file=sys.stderr)
         return cache
 
-    def _append_evaluation(self, record: dict) -> None:
-        """One line, one locked write, synced: safe from several processes at once; a line cut
-        by an earlier crash is closed first, so this record stays parseable."""
-        data = (json.dumps(record) + "\n").encode()
-        fd = os.open(self.evaluations_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                data = b"\n" + data
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)  # releases the lock
 
     # -- one generation -------------------------------------------------------------------------
     def _mask_rate(self, generation: int) -> float:
@@ -526,7 +421,7 @@ class NASSearcher:
         rate = self._mask_rate(generation) if self.reconstructor is not None else None
         pending = []
         for index, (g, origin) in enumerate(proposals):
-            rng = random.Random(_seed_for(self.config.seed, "budget", generation, index))
+            rng = random.Random(seed_for(self.config.seed, "budget", generation, index))
             fitted, measured, note = self._fit_proposal(g, rng)
             pending.append({"genome": fitted.to_list(), "origin": origin, "reconstructed": False,
                             "predicted_blocks": [], "mask_rate": rate, "proposed_hash": g.hash(),
@@ -535,7 +430,7 @@ class NASSearcher:
             proposals = [(Genome.from_json(c["genome"]), c["origin"]) for c in pending]
             results = self.reconstructor(
                 [g for g, _ in proposals], mask_rate=rate,
-                seed=_seed_for(self.config.seed, "gpt", generation), window_size=self.config.window_size,
+                seed=seed_for(self.config.seed, "gpt", generation), window_size=self.config.window_size,
                 method=self.config.reconstruction_method, do_sample=self.config.reconstruction_sampling,
                 temperature=float(self.config.reconstruction_temperature),
                 image_size=self.data.image_size, in_channels=self.data.channels,
@@ -543,7 +438,7 @@ class NASSearcher:
             for index, (candidate, result) in enumerate(zip(pending, results)):
                 if not result["predicted_blocks"]:
                     continue
-                rng = random.Random(_seed_for(self.config.seed, "budget-gpt", generation, index))
+                rng = random.Random(seed_for(self.config.seed, "budget-gpt", generation, index))
                 rebuilt, measured, note, index_map = self._fit(Genome.from_json(result["genome"]), rng,
                                                                protected=result["predicted_blocks"])
                 if rebuilt is None:  # the GPT's blocks cannot be fitted: keep the proposal
@@ -582,15 +477,15 @@ class NASSearcher:
                           seconds=round(time.perf_counter() - started, 3), images_per_second=0.0)
             return record, None
         return record, {"genome": genome.to_list(), "predicted_blocks": candidate["predicted_blocks"],
-                        "seed": _seed_for(self.config.seed, genome.hash())}
+                        "seed": candidate_seed(self.config.seed, genome)}
 
     def _evaluate(self, candidate: dict, generation: int) -> dict:
         """Train and score one candidate in this process."""
         record, job = self._start_record(candidate, generation)
         if job is None:
             return record
-        result = train_genome(job["genome"], job["predicted_blocks"], job["seed"], self.data, self.eval_config,
-                              accelerator=self._accelerator)
+        result = evaluate_candidate(job["genome"], self.data, self.eval_config, predicted_blocks=job["predicted_blocks"],
+                                    seed=job["seed"], accelerator=self._accelerator)
         return {**record, **result}
 
     def _evaluate_all(self, candidates: list[tuple[int, dict]], generation: int) -> Iterator[dict]:
@@ -626,7 +521,7 @@ class NASSearcher:
         fresh, first_step = [], len(cache) + 1
         for record in self._evaluate_all([(i, pending[i]) for i in mine], state["generation"]):
             fresh.append(record)
-            self._append_evaluation(record)  # by the process that trained it, as soon as it is done
+            self.run_directory.append_record(record)  # by the process that trained it, as soon as it is done
             cache[record["hash"]] = record
             bar.update(distributed.num_processes)
             bar.set_postfix(best=f"{max((r['fitness'] for r in cache.values()), default=0):.3f}")
@@ -663,7 +558,7 @@ class NASSearcher:
         for index in todo:
             genome = Genome.from_json(pending[index]["genome"])
             started = time.perf_counter()
-            score = score_genome(genome, self.data, self.config.prefilter, seed=_seed_for(self.config.seed, genome.hash()))
+            score = score_genome(genome, self.data, self.config.prefilter, seed=seed_for(self.config.seed, genome.hash()))
             seconds[index] = round(time.perf_counter() - started, 4)
             scores[index] = score if score == score else float("-inf")  # NaN ranks last
             # the trained ones keep their score and its cost too (their record says what the proxy thought)
@@ -680,7 +575,7 @@ class NASSearcher:
                                 f"{self.config.prefilter_keep:.0%} of the generation", "seconds": 0.0,
                       "images_per_second": 0.0}
             if distributed.is_main_process:
-                self._append_evaluation(record)
+                self.run_directory.append_record(record)
             cache[record["hash"]] = record
         return [i for i in todo if i in chosen]
 
@@ -695,10 +590,10 @@ class NASSearcher:
             raise FileExistsError(f"{self.output_dir} already holds a search; pass resume=True (--resume) to carry "
                                   "on, or choose another output directory")
         if resuming:
-            state = read_state(self.state_path)
+            state = self.run_directory.read_state()
             self._check_resume(state)
         if distributed.is_main_process:
-            self._repair_log()
+            self.run_directory.repair_evaluations()
         distributed.wait_for_everyone()
         cache = self._load_cache(legacy=resuming)
         if resuming:
@@ -721,7 +616,7 @@ class NASSearcher:
             state["trackers"] = self._tracker.state_dict()
         if distributed.is_main_process:
             self._save_state(state)
-            _atomic_write(self.output_dir / DATA_FILE, json.dumps(self.data.describe(), indent=1))
+            self.run_directory.write_data(self.data.describe())
         on_gpu = distributed.device.type == "cuda"
         threads = resolve_threads(self.config.threads, on_gpu)
         workers = resolve_workers(self.config.workers, threads, on_gpu, distributed.num_processes)
@@ -772,7 +667,7 @@ class NASSearcher:
         """Fine-tune the GPT on the best genomes so far (adaptation.py) before it rebuilds the
         next generation; the weights are saved in the run directory."""
         generation = state["generation"]
-        summary = self.adapter.adapt(list(cache.values()), seed=_seed_for(self.config.seed, "adapt", generation))
+        summary = self.adapter.adapt(list(cache.values()), seed=seed_for(self.config.seed, "adapt", generation))
         if self._distributed().is_main_process:
             self.adapter.save(self.output_dir, generation, summary)
         state["history"][-1]["adaptation_seconds"] = summary["seconds"]

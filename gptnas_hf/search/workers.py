@@ -33,7 +33,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-from ..search_space import Genome, build_network, count_parameters
+from .candidate import evaluate_candidate
 
 _WORKER: dict = {}
 
@@ -77,25 +77,6 @@ def torch_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-def train_genome(genome, predicted_blocks, seed: int, data, config, accelerator=None) -> dict:
-    """Build ``genome``'s network with ``seed`` and train and score it (``evaluate_network``):
-    what a record needs from the training."""
-    import dataclasses
-    import time
-
-    from ..evaluation import evaluate_network
-
-    started = time.perf_counter()
-    torch.manual_seed(seed)
-    network = build_network(Genome.from_json(genome), in_channels=data.channels, num_classes=data.num_classes)
-    result = evaluate_network(network, data, dataclasses.replace(config, seed=seed),
-                              predicted_blocks=list(predicted_blocks), accelerator=accelerator)
-    return {"fitness": result.fitness, "top5": result.top5, "parameters": count_parameters(network),
-            "trainable_parameters": result.trainable_parameters, "train_scope": result.train_scope,
-            "status": result.status, "reason": result.reason, "images_per_second": result.images_per_second,
-            "threads": torch.get_num_threads(), "seconds": round(time.perf_counter() - started, 3)}
-
-
 def _exit_with_parent(parent: int) -> None:
     """A worker whose search process was killed (``kill -9``) ends too, instead of lingering."""
     import time
@@ -117,7 +98,8 @@ def _start_worker(data, config, threads, parent: int) -> None:
 
 
 def _train_in_worker(index: int, genome, predicted_blocks, seed: int) -> tuple[int, dict]:
-    return index, train_genome(genome, predicted_blocks, seed, _WORKER["data"], _WORKER["config"])
+    return index, evaluate_candidate(genome, _WORKER["data"], _WORKER["config"], predicted_blocks=predicted_blocks,
+                                     seed=seed)
 
 
 class CandidatePool:
