@@ -14,6 +14,8 @@ import re
 import sys
 from pathlib import Path
 
+from .mask_schedule import DEFAULT_INITIAL_MASK_RATE
+
 
 def _shape(text: str) -> tuple[int, ...]:
     try:
@@ -272,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reconstruct", help="rebuild a genome with the architecture GPT (Algorithm 1); prints JSON")
     p.add_argument("genome", help="a genome JSON file")
-    p.add_argument("--mask-rate", type=float, default=0.4)
+    p.add_argument("--mask-rate", type=float, default=DEFAULT_INITIAL_MASK_RATE)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default=None, help="architecture GPT checkpoint (default: the shipped one)")
     p.add_argument("--image-size", type=int, default=32)

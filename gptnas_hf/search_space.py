@@ -706,12 +706,20 @@ def _changes_width(kind: str, stride: int) -> bool:
     return True
 
 
+#: the search space's defaults (paper section 5.1), the one source of truth for the sampler,
+#: the strategies and the search settings
+DEFAULT_MIN_BLOCKS = 10
+DEFAULT_MAX_BLOCKS = 20
+DEFAULT_WIDTHS = (16, 32, 64, 128)
+DEFAULT_MAX_DOWNSAMPLES = 4
+
+
 def sample_genome(
     seed_or_rng=None,
-    min_blocks: int = 10,
-    max_blocks: int = 20,
-    widths: Sequence[int] = (16, 32, 64, 128),
-    max_downsamples: int = 4,
+    min_blocks: int = DEFAULT_MIN_BLOCKS,
+    max_blocks: int = DEFAULT_MAX_BLOCKS,
+    widths: Sequence[int] = DEFAULT_WIDTHS,
+    max_downsamples: int = DEFAULT_MAX_DOWNSAMPLES,
     kinds: Iterable[str] = BLOCK_LABELS,
 ) -> Genome:
     """A random genome, reproducible from an int seed (or drawn from a ``random.Random``).

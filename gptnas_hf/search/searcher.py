@@ -56,7 +56,8 @@ from tqdm.auto import tqdm
 from ..genome_budget import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMETERS
 from ..recipe_config import (NON_NEGATIVE, POSITIVE, UNIT, RecipeError, check_fields, data_config, eval_config,
                              read_recipe, retrain_config)
-from ..search_space import MAX_WIDTH, Genome
+from ..search_space import (DEFAULT_MAX_BLOCKS, DEFAULT_MAX_DOWNSAMPLES, DEFAULT_MIN_BLOCKS, DEFAULT_WIDTHS, MAX_WIDTH,
+                            Genome)
 from .budget import SearchBudget, repair
 from .candidate import candidate_seed, evaluate_candidate, seed_for
 from .diversity import population_diversity
@@ -64,7 +65,8 @@ from ..mask_schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
 from .tracking import SearchTracker
 from .workers import CandidatePool, resolve_threads, resolve_workers, torch_threads
 from .run_directory import RunDirectory
-from .strategies import STRATEGIES, Individual, create_strategy
+from .strategies import (DEFAULT_CROSSOVER_RATE, DEFAULT_MUTATION_RATE, DEFAULT_POPULATION_SIZE, STRATEGIES, Individual,
+                         create_strategy)
 
 REDRAWS = 5  # new draws for a proposal that repair cannot bring within the budget
 
@@ -93,14 +95,14 @@ class SearchConfig:
     """Every knob of a search; defaults are the paper's (section 4.3)."""
 
     strategy: str = "ga"  # "ga" | "random" | any registered strategy
-    population_size: int = 30
+    population_size: int = DEFAULT_POPULATION_SIZE
     generations: int = 20  # offspring generations after the initial population (Eq. 3's T)
-    crossover_rate: float = 0.7
-    mutation_rate: float = 0.5
-    min_blocks: int = 10
-    max_blocks: int = 20
-    widths: tuple[int, ...] = (16, 32, 64, 128)
-    max_downsamples: int = 4
+    crossover_rate: float = DEFAULT_CROSSOVER_RATE
+    mutation_rate: float = DEFAULT_MUTATION_RATE
+    min_blocks: int = DEFAULT_MIN_BLOCKS
+    max_blocks: int = DEFAULT_MAX_BLOCKS
+    widths: tuple[int, ...] = DEFAULT_WIDTHS
+    max_downsamples: int = DEFAULT_MAX_DOWNSAMPLES
     use_gpt: bool = True
     model: str | None = None  # architecture GPT checkpoint; None: the shipped default
     initial_mask_rate: float = DEFAULT_INITIAL_MASK_RATE

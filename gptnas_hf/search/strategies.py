@@ -46,6 +46,10 @@ from typing import Any, NamedTuple
 
 from ..search_space import (
     BLOCK_LABELS,
+    DEFAULT_MAX_BLOCKS,
+    DEFAULT_MAX_DOWNSAMPLES,
+    DEFAULT_MIN_BLOCKS,
+    DEFAULT_WIDTHS,
     KIND_PARAMS,
     MAX_WIDTH,
     STRIDE_NATIVE_KINDS,
@@ -54,6 +58,11 @@ from ..search_space import (
     make_block,
     sample_genome,
 )
+
+#: the strategies' defaults (paper section 5.1), the one source of truth for the search settings
+DEFAULT_POPULATION_SIZE = 30
+DEFAULT_CROSSOVER_RATE = 0.7
+DEFAULT_MUTATION_RATE = 0.5
 
 __all__ = [
     "Individual",
@@ -314,9 +323,10 @@ class GeneticAlgorithm(_GenomeLimits, SearchStrategy):
 
     name = "ga"
 
-    def __init__(self, population_size: int = 30, crossover_rate: float = 0.7, mutation_rate: float = 0.5,
-                 min_blocks: int = 10, max_blocks: int = 20, widths: Sequence[int] = (16, 32, 64, 128),
-                 max_downsamples: int = 4, tournament_size: int = 2, elitism: int = 1,
+    def __init__(self, population_size: int = DEFAULT_POPULATION_SIZE, crossover_rate: float = DEFAULT_CROSSOVER_RATE,
+                 mutation_rate: float = DEFAULT_MUTATION_RATE, min_blocks: int = DEFAULT_MIN_BLOCKS,
+                 max_blocks: int = DEFAULT_MAX_BLOCKS, widths: Sequence[int] = DEFAULT_WIDTHS,
+                 max_downsamples: int = DEFAULT_MAX_DOWNSAMPLES, tournament_size: int = 2, elitism: int = 1,
                  kinds: Iterable[str] = BLOCK_LABELS):
         self._init_limits(population_size, min_blocks, max_blocks, widths, max_downsamples, kinds)
         for name, rate in (("crossover_rate", crossover_rate), ("mutation_rate", mutation_rate)):
@@ -571,8 +581,9 @@ class RandomSearch(_GenomeLimits, SearchStrategy):
 
     name = "random"
 
-    def __init__(self, population_size: int = 30, min_blocks: int = 10, max_blocks: int = 20,
-                 widths: Sequence[int] = (16, 32, 64, 128), max_downsamples: int = 4,
+    def __init__(self, population_size: int = DEFAULT_POPULATION_SIZE, min_blocks: int = DEFAULT_MIN_BLOCKS,
+                 max_blocks: int = DEFAULT_MAX_BLOCKS, widths: Sequence[int] = DEFAULT_WIDTHS,
+                 max_downsamples: int = DEFAULT_MAX_DOWNSAMPLES,
                  kinds: Iterable[str] = BLOCK_LABELS):
         self._init_limits(population_size, min_blocks, max_blocks, widths, max_downsamples, kinds)
 
