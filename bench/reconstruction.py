@@ -13,6 +13,8 @@ import torch
 
 from .common import Clock, parse, parser, pyplot, reconstructor, save_figure, write_result
 
+NAME = "reconstruction"
+
 TARGET_S = 0.5
 
 
@@ -57,10 +59,10 @@ def main(argv=None) -> dict:
     ax.set_ylabel("seconds per batch of 30 genomes")
     ax.set_title("nas-reconstruction at mask rate 0.4")
     ax.legend()
-    save_figure(fig, "reconstruction")
+    save_figure(fig, NAME)
     headline = (f"batch of 30 at rate 0.4: warm {figures['warm_median_s']:.3f} s median (max {figures['warm_max_s']:.3f}), "
                 f"cold {figures['cold_median_s']:.3f} s; {figures['blocks_replaced_per_batch']:.0f} blocks replaced")
-    write_result("reconstruction", settings, figures, headline)
+    write_result(NAME, settings, figures, headline)
     return figures
 
 

@@ -6,26 +6,14 @@ import json
 import pytest
 import torch
 
-from gptnas_hf.data import load_image_data
 from gptnas_hf.recipe_config import RecipeError
 from gptnas_hf.search.adaptation import ADAPTED_DIR, top_genomes
 from gptnas_hf.search.searcher import NASSearcher, SearchConfig
 
-TINY = {
-    "strategy": "ga", "population_size": 4, "generations": 2, "min_blocks": 6, "max_blocks": 8, "widths": [8],
-    "max_downsamples": 2, "use_gpt": True, "dataset": "digits", "workers": 1,
-    "data": {"max_train_per_class": 20, "val_fraction": 0.25},
-    "evaluation": {"epochs": 1, "batch_size": 32, "lr": 0.05, "augment": False, "train_scope": "full",
-                   "max_batches_per_epoch": 2},
-    "gpt_adaptation": {"top_fraction": 0.5, "steps": 3, "lr": 1e-3, "replay": 0.5, "batch_size": 4},
-    "seed": 0, "progress": False,
-}
+from conftest import tiny_search
 
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    return load_image_data("digits", max_train_per_class=20, val_fraction=0.25, progress=False,
-                           cache_dir=tmp_path_factory.mktemp("cache"))
+TINY = tiny_search(min_blocks=6, max_blocks=8, max_downsamples=2,
+                   gpt_adaptation={"top_fraction": 0.5, "steps": 3, "lr": 1e-3, "replay": 0.5, "batch_size": 4})
 
 
 def records(run_dir):

@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from gptnas_hf.data import load_image_data
 from gptnas_hf.genome_budget import measure_genome
 from gptnas_hf.search.budget import SearchBudget, measure_latency_ms, repair
 from gptnas_hf.search.searcher import NASSearcher, SearchConfig
@@ -56,12 +55,6 @@ def test_repair_narrows_or_drops_blocks_until_the_genome_fits(limit):
 def test_repair_gives_up_on_a_budget_nothing_fits():
     fixed = repair(GENOME, SearchBudget(max_params=10), random.Random(0), widths=(16, 32), min_blocks=8)
     assert fixed.genome is None and fixed.steps > 0
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    return load_image_data("digits", max_train_per_class=10, val_fraction=0.25, progress=False,
-                           cache_dir=tmp_path_factory.mktemp("cache"))
 
 
 def _searcher(digits, tmp_path, **budget):

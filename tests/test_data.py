@@ -110,6 +110,18 @@ def test_cifar10_parquet(tmp_path):
     assert d.train_x.shape == (90, 3, 32, 32) and d.train_x.dtype == torch.uint8
     assert d.train_x.float().std() > 20  # real pictures, not blank
     assert load_image_data(CIFAR10_DIR, cache_dir=tmp_path, max_train_per_class=10, max_test=40).from_cache
+    # the splits: every class in both, balanced, and no picture in two of them
+    assert torch.bincount(d.train_y, minlength=10).tolist() == [9] * 10
+    assert torch.bincount(d.val_y, minlength=10).tolist() == [1] * 10
+    pictures = [bytes(x.numpy()) for x in torch.cat([d.train_x, d.val_x, d.test_x])]
+    assert len(set(pictures)) == len(pictures)
+    # CIFAR-10's own statistics (mean about 0.49, 0.48, 0.45; red > blue), not another dataset's
+    assert torch.allclose(d.mean, torch.tensor([0.49, 0.48, 0.45]), atol=0.08) and d.mean[0] > d.mean[2]
+    assert ((d.std > 0.15) & (d.std < 0.35)).all()
+    # the subset is drawn by the seed: another seed draws other training pictures
+    other = load_image_data(CIFAR10_DIR, cache_dir=tmp_path, max_train_per_class=10, max_test=40, seed=1,
+                            progress=False)
+    assert not torch.equal(other.train_x, d.train_x)
 
 
 # --------------------------------------------------------------------------- image folders

@@ -28,17 +28,14 @@ from gptnas_hf.search.retrain import retrain_run
 from gptnas_hf.search.searcher import NASSearcher, SearchConfig
 from gptnas_hf.search_space import Genome, build_network, sample_genome
 
+from conftest import tiny_search
+
 TOKEN = "hf_gptnasTESTtoken_9f3a1c7e5b2d4086"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-TINY = {
-    "strategy": "ga", "population_size": 4, "generations": 1, "min_blocks": 10, "max_blocks": 12, "widths": [8],
-    "max_downsamples": 3, "use_gpt": False, "dataset": "digits",
-    "evaluation": {"epochs": 1, "batch_size": 32, "lr": 0.05, "augment": False, "train_scope": "full",
-                   "max_batches_per_epoch": 2},
-    "retrain": {"epochs": 1, "batch_size": 32, "max_batches_per_epoch": 2, "augment": False, "progress": False},
-    "seed": 0, "progress": False,
-}
+TINY = tiny_search(generations=1, use_gpt=False, data=None,
+                   retrain={"epochs": 1, "batch_size": 32, "max_batches_per_epoch": 2, "augment": False,
+                            "progress": False})
 RUN_FILES = ["README.md", "block_labels.py", "config.json", "genome_budget.py", "image_processing_searched.py",
              "model.safetensors", "modeling_searched.py", "preprocessor_config.json", "progress.png", "search_space.py"]
 GPT_FILES = ["README.md", "block_labels.py", "config.json", "configuration_gptnas.py", "encoding.py",

@@ -15,10 +15,26 @@ def tiny_model(vocab_size=60, **kwargs):
     return GPTNASForArchitectureModeling(GPTNASConfig(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=2, **kwargs))
 
 
-def test_config_has_the_papers_defaults():
-    config = GPTNASConfig()
-    assert (config.n_layer, config.n_head, config.window_size, config.n_positions) == (4, 4, 10, 11)
-    assert config.model_type == "gptnas" and len(config.block_labels) == 13
+def test_positions_cover_the_window_and_the_predicted_layer():
+    """n_positions follows window_size (k context layers + the predicted one) unless given, and a
+    window longer than the position table cannot run."""
+    for k in (3, 10):
+        config = GPTNASConfig(window_size=k, n_embd=16, n_layer=1, n_head=2, vocab_size=20)
+        assert config.n_positions == k + 1
+        model = GPTNASForArchitectureModeling(config).eval()
+        assert model(input_ids=torch.ones(2, k + 1, dtype=torch.long)).logits.shape == (2, k + 1, 20)
+        with pytest.raises(ValueError, match=f"reads at most {k + 1} layers"):
+            model(input_ids=torch.ones(1, k + 2, dtype=torch.long))
+    assert GPTNASConfig(window_size=3, n_positions=8).n_positions == 8
+    from gptnas_hf.block_labels import BLOCK_LABELS
+
+    assert tuple(GPTNASConfig().block_labels) == BLOCK_LABELS  # the FCN's classes are Table 2's
+
+
+def test_the_shipped_checkpoint_is_the_papers_size():
+    """Paper section 4.3: a 4-layer, 4-head GPT reading k = 10 layers."""
+    config = AutoConfig.from_pretrained(gptnas_hf.DEFAULT_MODEL)
+    assert (config.n_layer, config.n_head, config.window_size) == (4, 4, 10)
 
 
 def test_save_and_load_round_trip_with_identical_outputs(tmp_path):

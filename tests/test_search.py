@@ -15,22 +15,11 @@ from gptnas_hf.mask_schedule import mask_rate_at
 from gptnas_hf.search.searcher import NASSearcher, SearchConfig
 from gptnas_hf.search_space import Genome
 
+from conftest import tiny_search
+
 SHARED_CIFAR10 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10"
 
-TINY = {
-    "strategy": "ga", "population_size": 4, "generations": 2, "min_blocks": 10, "max_blocks": 12, "widths": [8],
-    "max_downsamples": 3, "use_gpt": True, "dataset": "digits",
-    "data": {"max_train_per_class": 20, "val_fraction": 0.25},
-    "evaluation": {"epochs": 1, "batch_size": 32, "lr": 0.05, "augment": False, "train_scope": "full",
-                   "max_batches_per_epoch": 2},
-    "seed": 0, "progress": False,
-}
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    return load_image_data("digits", max_train_per_class=20, val_fraction=0.25, progress=False,
-                           cache_dir=tmp_path_factory.mktemp("cache"))
+TINY = tiny_search()
 
 
 def records(run_dir):

@@ -8,12 +8,10 @@ from PIL import Image
 from gptnas_hf.data import DataSourceError, load_image_data
 from gptnas_hf.search.searcher import NASSearcher, SearchConfig
 
-TINY = {
-    "strategy": "random", "population_size": 2, "generations": 0, "min_blocks": 10, "max_blocks": 10, "widths": [8],
-    "max_downsamples": 3, "use_gpt": False,
-    "evaluation": {"epochs": 1, "batch_size": 32, "augment": False, "train_scope": "full", "max_batches_per_epoch": 1},
-    "seed": 0, "progress": False,
-}
+from conftest import tiny_search
+
+TINY = tiny_search(strategy="random", population_size=2, generations=0, max_blocks=10, use_gpt=False,
+                   dataset=None, data=None, evaluation={"lr": None, "max_batches_per_epoch": 1})
 
 
 def folder(root, sizes_per_class, rgb=((220, 20, 20), (20, 20, 220), (20, 200, 20))):

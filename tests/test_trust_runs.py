@@ -25,15 +25,12 @@ from gptnas_hf.modeling_searched import SearchedNetConfig, SearchedNetForImageCl
 from gptnas_hf.search.searcher import NASSearcher, SearchConfig
 from gptnas_hf.search.strategies import create_strategy
 
-TINY = {
-    "strategy": "ga", "population_size": 2, "generations": 0, "min_blocks": 10, "max_blocks": 10, "widths": [8],
-    "max_downsamples": 3, "use_gpt": False, "dataset": "digits",
-    "data": {"max_train_per_class": 20, "val_fraction": 0.25},
-    "evaluation": {"epochs": 1, "batch_size": 32, "lr": 0.05, "augment": False, "train_scope": "full",
-                   "max_batches_per_epoch": 1},
-    "retrain": {"epochs": 1, "batch_size": 64, "max_batches_per_epoch": 1, "augment": False, "progress": False},
-    "seed": 0, "progress": False,
-}
+from conftest import tiny_search
+
+TINY = tiny_search(population_size=2, generations=0, max_blocks=10, use_gpt=False,
+                   evaluation={"max_batches_per_epoch": 1},
+                   retrain={"epochs": 1, "batch_size": 64, "max_batches_per_epoch": 1, "augment": False,
+                            "progress": False})
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 #: two processes on the CPU (`accelerate launch --cpu --num_processes 2` starts one: its simple
 #: launcher needs mpirun for several CPU processes; torchrun starts both, the searcher joins them)
