@@ -48,8 +48,8 @@ RECIPES = {"smoke": ROOT / "recipes" / "search-cifar10-cpu.yaml", "small": ROOT 
            "paper": ROOT / "recipes" / "search-cifar10.yaml"}
 BUDGETS = ("small", "paper", "smoke")
 #: smoke budget: the proxy recipe shrunk to seconds, on digits (ships with scikit-learn, offline)
-SMOKE_OVERRIDES = {
-    "dataset": "digits", "min_blocks": 4, "max_blocks": 6, "widths": [8], "max_downsamples": 2,
+SMOKE_OVERRIDES = {  # a code-path check in seconds: candidates train in the benchmark's own process
+    "dataset": "digits", "min_blocks": 4, "max_blocks": 6, "widths": [8], "max_downsamples": 2, "workers": 1,
     "data": {"max_train_per_class": 8, "val_fraction": 0.25},
     "evaluation": {"epochs": 1, "batch_size": 32, "lr": 0.05, "augment": False, "max_batches_per_epoch": 1},
 }
