@@ -58,6 +58,8 @@ their output is ``floor((H - 1) / stride) + 1``: a stride-2 op on a 1x1 map give
 less, so a network runs on any input size (28x28 to 224x224 and beyond) and any number of
 input channels. :func:`sample_genome` mostly avoids adapters (width-preserving kinds get the
 incoming width, stride-2 positions get kinds that downsample natively), but they are always legal.
+:func:`changes_width` is the one rule for which kinds (at which stride) map channels themselves;
+the sampler and the search strategies' mutations both follow it.
 
 Each genome block becomes one :class:`GenomeBlock` whose ``gptnas_block_label`` is its kind,
 so :func:`gptnas_hf.encoding.trace` labels every layer inside it (adapters included) with the
@@ -91,6 +93,7 @@ __all__ = [
     "MAX_WIDTH",
     "WIDTH_PRESERVING_KINDS",
     "STRIDE_NATIVE_KINDS",
+    "changes_width",
     "InvalidGenomeError",
     "Genome",
     "GenomeBlock",
@@ -697,8 +700,9 @@ _KIND_WEIGHTS = {
 }
 
 
-def _changes_width(kind: str, stride: int) -> bool:
-    """Whether the kind's own module maps any input channels to ``width`` (no adapter)."""
+def changes_width(kind: str, stride: int) -> bool:
+    """Whether the kind's own module maps any input channels to ``width`` (no adapter); when
+    it does not, the block should take the incoming width."""
     if kind in WIDTH_PRESERVING_KINDS:
         return False
     if kind == "InvertedResidual":
@@ -755,7 +759,7 @@ def sample_genome(
         pool = [k for k in kinds if k in STRIDE_NATIVE_KINDS] if stride == 2 else list(kinds)
         pool = pool or list(kinds)
         if current is None:
-            pool = [k for k in pool if _changes_width(k, stride)] or pool
+            pool = [k for k in pool if changes_width(k, stride)] or pool
         weights = []
         for k in pool:
             w = _KIND_WEIGHTS[k]
@@ -765,7 +769,7 @@ def sample_genome(
                 w = 2.0
             weights.append(w)
         kind = rng.choices(pool, weights=weights)[0]
-        if current is None or _changes_width(kind, stride):
+        if current is None or changes_width(kind, stride):
             if current is not None:
                 u = rng.random()
                 if stride == 2 and u < 0.6 or stride == 1 and u < 0.08:

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from gptnas_hf.corpora.common import ARCHITECTURE_FEATURES
-from gptnas_hf.corpora.nasbench101 import (
+from gptnas_hf.corpora.nasbench101 import nasbench101_corpus
+from gptnas_hf.corpora.nasbench101_cells import (
     AVAILABLE_OPS,
     CONV1X1,
     CONV3X3,
@@ -13,22 +14,21 @@ from gptnas_hf.corpora.nasbench101 import (
     MAXPOOL3X3,
     OUTPUT,
     CellSpec,
+    hash_module,
+    is_valid_cell,
+    sample_cells,
+)
+from gptnas_hf.corpora.nasbench101_network import NASBench101Network, compute_vertex_channels, trace_cell
+from gptnas_hf.corpora.nasbench101_tfrecord import (
     CorruptRecordError,
     EvaluationData,
     ModelMetrics,
-    NASBench101Network,
     NASBenchRecord,
-    compute_vertex_channels,
     crc32c,
-    hash_module,
-    is_valid_cell,
     masked_crc32c,
-    nasbench101_corpus,
     read_nasbench101,
     read_nasbench_records,
     read_tfrecords,
-    sample_cells,
-    trace_cell,
     write_nasbench_records,
     write_tfrecords,
 )
@@ -401,3 +401,16 @@ def test_corpus_from_the_benchmark_file_and_from_specs(benchmark_file, tmp_path)
     check_corpus(mine, [NNI_HASH])
     with pytest.raises(ValueError, match="either specs or tfrecord"):
         nasbench101_corpus([NNI_CELL], tfrecord=path)
+
+
+def test_the_corpus_module_re_exports_the_parts_under_their_old_names():
+    from gptnas_hf.corpora import nasbench101, nasbench101_cells, nasbench101_network, nasbench101_tfrecord
+
+    parts = (nasbench101_cells, nasbench101_network, nasbench101_tfrecord)
+    for name in nasbench101.__all__:
+        homes = [part for part in parts if name in part.__all__]
+        assert len(homes) <= 1, name
+        if homes:
+            assert getattr(nasbench101, name) is getattr(homes[0], name), name
+    assert sorted(name for part in parts for name in part.__all__) == sorted(
+        set(nasbench101.__all__) - {"SOURCE", "nasbench101_corpus"})

@@ -53,8 +53,8 @@ from ..search_space import (
     KIND_PARAMS,
     MAX_WIDTH,
     STRIDE_NATIVE_KINDS,
-    WIDTH_PRESERVING_KINDS,
     Genome,
+    changes_width,
     make_block,
     sample_genome,
 )
@@ -285,11 +285,6 @@ def _params(block: Mapping) -> dict:
     return {k: v for k, v in block.items() if k not in _BASE_KEYS}
 
 
-def _keeps_width(kind: str, stride: int) -> bool:
-    """Whether the kind's own module keeps the channel count (so it should take the incoming width)."""
-    return kind in WIDTH_PRESERVING_KINDS or (kind == "InvertedResidual" and stride == 1)
-
-
 class GeneticAlgorithm(_GenomeLimits, SearchStrategy):
     """AE-CNN's genetic algorithm over variable-length block lists.
 
@@ -467,7 +462,7 @@ class GeneticAlgorithm(_GenomeLimits, SearchStrategy):
 
     def _fitting_width(self, kind: str, stride: int, prev: int | None, nxt: int | None,
                        rng: random.Random, exclude: int | None = None) -> int:
-        if _keeps_width(kind, stride) and prev is not None:
+        if not changes_width(kind, stride) and prev is not None:
             return prev
         known = [w for w in (prev, nxt) if w is not None]
         if known:
@@ -520,7 +515,7 @@ class GeneticAlgorithm(_GenomeLimits, SearchStrategy):
             kind = self._pick_kind(stride, rng, exclude=old["kind"]) if change_kind else old["kind"]
             if change_width:
                 width = self._fitting_width(kind, stride, prev, nxt, rng, exclude=old["width"])
-            elif change_kind and _keeps_width(kind, stride) and prev is not None:
+            elif change_kind and not changes_width(kind, stride) and prev is not None:
                 width = prev  # a width-preserving kind takes the incoming width
             else:
                 width = old["width"]
