@@ -14,7 +14,7 @@ Used by the search (a candidate past the budget is recorded with status ``"budge
 trained) and by :class:`~gptnas_hf.modeling_searched.SearchedNetForImageClassification` (checked
 before the network is built, so ``from_pretrained`` of an enormous ``config.json`` fails fast).
 
-This module imports nothing from ``gptnas_hf`` but ``search_space`` (flat, ``from .search_space``):
+This module imports nothing from ``gptnas_hf`` but the genome's network (flat, ``from .genome_network``):
 it is copied beside saved searched networks for ``trust_remote_code=True`` users.
 """
 
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .search_space import GenomeNetwork
+from .genome_network import GenomeNetwork
 
 __all__ = ["DEFAULT_MAX_PARAMETERS", "DEFAULT_MAX_ACTIVATIONS", "GenomeBudgetError", "GenomeSize",
            "measure_genome", "check_genome_budget", "over_budget"]

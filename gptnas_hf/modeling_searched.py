@@ -2,11 +2,11 @@
 
 :class:`SearchedNetConfig` holds a genome of the block search space (plus the input it was
 searched for, its labels and where it came from) and :class:`SearchedNetForImageClassification`
-builds it with :func:`gptnas_hf.search_space.build_network`. Importing ``gptnas_hf`` registers
+builds it with :func:`gptnas_hf.genome_network.build_network`. Importing ``gptnas_hf`` registers
 both with ``AutoConfig`` / ``AutoModelForImageClassification`` and marks them for
-``auto_map``, so ``save_pretrained`` writes this file and the three it imports
-(``search_space.py``, ``encoding.py``, ``genome_budget.py``) beside the weights and the directory (or Hub repo) also
-loads with ``trust_remote_code=True`` where the package is not installed.
+``auto_map``, so ``save_pretrained`` writes this file and the ones it imports
+(``genome_network.py``, ``genome_schema.py``, ``block_labels.py``, ``genome_budget.py``) beside
+the weights, and the directory (or Hub repo) also loads with ``trust_remote_code=True`` where the package is not installed.
 
 Size budget: before the network is built (so before any weight is allocated, also in
 ``from_pretrained``), its parameters and activations are measured on the meta device and a
@@ -14,7 +14,7 @@ genome past ``config.max_parameters`` / ``config.max_activations`` is refused wi
 ``GenomeBudgetError`` (a ``ValueError``). Both limits are stored in ``config.json`` and can be
 overridden: ``from_pretrained(path, max_parameters=None)`` lifts one.
 
-This module must keep to flat relative imports (``from .search_space import ...``): it is
+This module must keep to flat relative imports (``from .genome_network import ...``): it is
 copied as is into saved directories, where there are no sub-packages.
 """
 
@@ -26,7 +26,8 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from .genome_budget import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMETERS, check_genome_budget
-from .search_space import Genome, build_network, init_module_weights
+from .genome_network import build_network, init_module_weights
+from .genome_schema import Genome
 
 __all__ = ["SearchedNetConfig", "SearchedNetPreTrainedModel", "SearchedNetForImageClassification"]
 

@@ -36,12 +36,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = tiny_search(generations=1, use_gpt=False, data=None,
                    retrain={"epochs": 1, "batch_size": 32, "max_batches_per_epoch": 2, "augment": False,
                             "progress": False})
-RUN_FILES = ["README.md", "block_labels.py", "config.json", "genome_budget.py", "image_processing_searched.py",
-             "model.safetensors", "modeling_searched.py", "preprocessor_config.json", "progress.png", "search_space.py"]
+RUN_FILES = ["README.md", "block_labels.py", "config.json", "genome_budget.py", "genome_network.py", "genome_schema.py",
+             "image_processing_searched.py", "model.safetensors", "modeling_searched.py", "preprocessor_config.json",
+             "progress.png"]
 GPT_FILES = ["README.md", "block_labels.py", "config.json", "configuration_gptnas.py", "encoding.py",
-             "generation_config.json", "mask_schedule.py", "model.safetensors", "modeling_gptnas.py",
-             "pipeline_nas_reconstruction.py", "search_space.py", "tokenization_gptnas.py", "tokenizer.json",
-             "tokenizer_config.json"]
+             "generation_config.json", "genome_network.py", "genome_sampler.py", "genome_schema.py", "mask_schedule.py",
+             "model.safetensors", "modeling_gptnas.py", "pipeline_nas_reconstruction.py", "tokenization_gptnas.py",
+             "tokenizer.json", "tokenizer_config.json"]
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,8 @@ def test_save_and_load_give_identical_logits_for_random_genomes(tmp_path, seed):
     labels = torch.tensor([0, 4])
     model.save_pretrained(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["block_labels.py", "config.json", "genome_budget.py",
-                                                         "model.safetensors", "modeling_searched.py", "search_space.py"]
+                                                         "genome_network.py", "genome_schema.py", "model.safetensors",
+                                                         "modeling_searched.py"]
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["model_type"] == "gptnas-searched" and saved["genome_hash"] == genome.hash()
     assert saved["auto_map"] == {"AutoConfig": "modeling_searched.SearchedNetConfig",

@@ -11,7 +11,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gptnas_hf"
 #: the modules transformers copies beside a saved model (custom_object_save): flat, and only these
-MODEL_SIDE = ("block_labels", "configuration_gptnas", "default_model", "encoding", "genome_budget",
+MODEL_SIDE = ("block_labels", "configuration_gptnas", "default_model", "encoding", "genome_budget", "genome_network",
+              "genome_sampler", "genome_schema",
               "image_processing_searched", "mask_schedule", "modeling_gptnas", "modeling_searched",
               "pipeline_nas_reconstruction", "search_space", "tokenization_gptnas")
 
