@@ -59,6 +59,8 @@ PROCESSOR_REF = "image_processing_searched.SearchedNetImageProcessor"
 
 #: the code files transformers' remote-code loader looks for first in an architecture GPT folder
 _GPT_ENTRY_MODULES = ("configuration_gptnas", "modeling_gptnas", "pipeline_nas_reconstruction")
+#: the Jinja templates of the model cards written here (ModelCard.from_template)
+_TEMPLATES = Path(__file__).with_name("templates")
 
 
 # ----------------------------------------------------------------------------------------
@@ -303,212 +305,89 @@ def _epochs(n) -> str:
     return f"{n} epoch{'' if n == 1 else 's'}" if n is not None else "? epochs"
 
 
-def _card(info: _RunInfo, model, repo_id: str | None):
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+def _card_data(info: _RunInfo, name: str, dataset: str):
+    """The card's YAML metadata; its ``model-index`` holds only accuracies of the exported weights."""
+    from huggingface_hub import EvalResult, ModelCardData
 
-    from .search_space import count_parameters
-
-    cfg = info.config
-    dataset = _public_name(cfg.dataset)
-    hub_dataset = _hub_dataset_id(str(cfg.dataset))
-    strategy = cfg.strategy.upper() if cfg.strategy == "ga" else cfg.strategy.capitalize()
-    setting = f"{strategy}{'+GPT' if cfg.use_gpt else ''}"
-    genome_hash = info.genome.hash()
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset)
-    name = repo_id.split("/")[-1] if repo_id else f"gptnas-{slug}-{genome_hash[:8]}"
-    parameters = count_parameters(model.network)
-    val = info.best_record.get("fitness")
+    hub_dataset = _hub_dataset_id(str(info.config.dataset))
     eval_kwargs = dict(task_type="image-classification", task_name="Image Classification",
-                       dataset_type=hub_dataset or dataset, dataset_name=dataset, metric_type="accuracy")
+                       dataset_type=hub_dataset or dataset, dataset_name=dataset, metric_type="accuracy",
+                       dataset_split="test")
     results = []  # only accuracies of the exported weights (module doc)
     if info.retrain is not None and info.retrain.get("test_top1") is not None:
-        accuracy_line = f"test top-1 **{info.retrain['test_top1']:.4f}**"
-        results.append(EvalResult(**eval_kwargs, dataset_split="test", metric_name="test top-1 accuracy",
-                                  metric_value=round(float(info.retrain["test_top1"]), 4)))
-        if info.retrain.get("test_top5") is not None:
-            accuracy_line += f", top-5 {info.retrain['test_top5']:.4f}"
-            results.append(EvalResult(**eval_kwargs, dataset_split="test", metric_name="test top-5 accuracy",
-                                      metric_value=round(float(info.retrain["test_top5"]), 4)))
-        accuracy_line += f" after {_epochs(info.retrain.get('epochs'))} of final training"
-    elif val is not None:
-        accuracy_line = (f"validation top-1 {val:.4f} during the search (short proxy training); "
-                         "**not** an accuracy of the exported weights")
-    else:
-        accuracy_line = "not measured"
-
-    data = ModelCardData(
+        for k in (1, 5):
+            if info.retrain.get(f"test_top{k}") is not None:
+                results.append(EvalResult(**eval_kwargs, metric_name=f"test top-{k} accuracy",
+                                          metric_value=round(float(info.retrain[f"test_top{k}"]), 4)))
+    return ModelCardData(
         library_name="transformers", license="apache-2.0", pipeline_tag="image-classification",
         tags=["neural-architecture-search", "gpt-nas", "image-classification", "gptnas-hf", "custom_code"],
         datasets=[hub_dataset] if hub_dataset else None, metrics=["accuracy"] if results else None,
         model_name=name, eval_results=results or None,
     )
 
-    records = info.records
-    rebuilt = sum(bool(r.get("reconstructed")) for r in records)
-    failed = sum(r.get("status", "ok") != "ok" for r in records)
-    train_seconds = sum(float(r.get("seconds") or 0.0) for r in records)
-    generation = info.best_record.get("generation")
-    channels_word = "grayscale" if info.channels == 1 else "RGB"
-    where = repo_id or "path/to/this/directory"
-    kinds = ", ".join(dict.fromkeys(info.genome.kinds))
 
-    if info.weights == "retrained":
-        weights_line = "trained (`model.safetensors` = the run's `retrained.safetensors`)"
-        warning = ""
-    else:
-        why = ("the run was exported with `weights=\"init\"`" if info.retrained_available
-               else "the search run was exported before `gptnas retrain`")
-        weights_line = f"**untrained**: freshly initialised, {why} (`model.safetensors`)"
-        warning = (f"> **Warning: these weights are untrained.** {why[0].upper() + why[1:]}, so this repository "
-                   "holds the architecture with freshly initialised weights; its predictions are meaningless "
-                   "until it is trained. The accuracy below is the search's validation accuracy of the architecture, not of "
-                   "these weights.\n\n")
+def _fmt_accuracy(value) -> str | None:
+    return None if value is None else f"{value:.4f}"
 
-    if info.state.get("phase") != "done":
-        done = len(info.state.get("history", []))
-        warning += (f"> **Warning: this search did not finish.** It was exported at generation "
-                    f"{info.state.get('generation', '?')} of {cfg.generations} ({done} generation{'' if done == 1 else 's'}"
-                    " evaluated, the search killed or still running): the architecture is the best found so far, "
-                    "not the search's result. Resume it (`gptnas search ... --resume`) and export again.\n\n")
 
-    if cfg.use_gpt:
-        gpt_model = _public_name(cfg.model) or "the architecture GPT shipped with gptnas-hf (`gptnas_hf.DEFAULT_MODEL`)"
-        gpt_line = (f"on: {gpt_model} rewrote the masked blocks of the proposed candidates (paper Algorithm 1), "
-                    f"initial mask rate {cfg.initial_mask_rate} decaying linearly to 0 at the last generation "
-                    f"(Eq. 3){'' if cfg.window_size is None else f', a context of {cfg.window_size} layers'}")
-    else:
-        gpt_line = "off (plain " + ("genetic algorithm" if cfg.strategy == "ga" else f"{cfg.strategy} search") + ")"
-    ga_line = (f", crossover rate {cfg.crossover_rate}, mutation rate {cfg.mutation_rate}"
-               if cfg.strategy == "ga" else "")
-    evaluation = ", ".join(f"{k} {v}" for k, v in sorted(cfg.evaluation.items()) if k != "progress") or "defaults"
-    subset = ", ".join(f"{k} {v}" for k, v in sorted(cfg.data.items()) if k != "cache_dir") or "whole dataset"
-    progress = ("\n![search progress: fitness per generation and accuracy against evaluations](progress.png)\n"
-                if (info.run_dir / "progress.png").is_file() else "")
-    if info.retrain is not None:
-        used = info.retrain.get("data") or {}
-        use_val = info.retrain.get("use_val", cfg.retrain.get("use_val", True))
-        images = ((f"{used['train_images']:,} " if "train_images" in used else "")
-                  + ("training + validation" if use_val else "training"))
-        final = (f"The best genome was then trained from scratch on the {images} images for "
-                 f"{_epochs(info.retrain.get('epochs'))} and tested once on the held-out test split: "
-                 f"test top-1 {info.retrain.get('test_top1', float('nan')):.4f}"
-                 + (f", top-5 {info.retrain['test_top5']:.4f}" if info.retrain.get("test_top5") is not None else "")
-                 + f" ({info.retrain.get('parameters', parameters):,} parameters).")
-    else:
-        final = ("Not exported: the weights here are freshly initialised (exported with `weights=\"init\"`)."
-                 if info.retrained_available else
-                 "Not done: the run was exported without `gptnas retrain`; the weights here are untrained.")
+def _card(info: _RunInfo, model, repo_id: str | None):
+    """The model card of an exported run: the values computed here, the text in
+    ``templates/searched_network_card.md``."""
+    from huggingface_hub import ModelCard
 
-    found_line = "validation top-1 " + ("unknown" if val is None else f"{val:.4f}") + " during the search"
-    if generation is not None:
-        found_line += f", found in generation {generation}"
-    origin = info.best_record.get("origin")
-    if origin:
-        found_line += f" ({origin}{', rebuilt by the GPT' if info.best_record.get('reconstructed') else ''})"
-    if info.best_record.get("macs") is not None:
-        found_line += f"; {info.best_record['macs']:,} MACs per image"
-    if info.pick != "best":
-        found_line += (f"; chosen with `--pick {info.pick}` from the run's accuracy/cost front, not the most "
-                       "accurate network of the search")
+    from .search_space import count_parameters
+
+    cfg = info.config
+    dataset = _public_name(cfg.dataset)
+    genome_hash = info.genome.hash()
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset)
+    name = repo_id.split("/")[-1] if repo_id else f"gptnas-{slug}-{genome_hash[:8]}"
+    parameters = count_parameters(model.network)
+    strategy = cfg.strategy.upper() if cfg.strategy == "ga" else cfg.strategy.capitalize()
+    retrain = info.retrain or {}
+    used = retrain.get("data") or {}
+    records, best = info.records, info.best_record
     layers = _layer_listing(model, info)
-    genome_json = "[\n" + ",\n".join("  " + json.dumps(block) for block in info.genome.to_list()) + "\n]"
-    usage = f'''```python
-import gptnas_hf  # registers the searched-network classes with transformers' Auto classes
-from PIL import Image
-from transformers import pipeline
-
-classify = pipeline("image-classification", model="{where}")
-classify(Image.open("image.png"))  # [{{"label": ..., "score": ...}}, ...]
-```
-
-or, with the model and processor themselves:
-
-```python
-import torch
-import gptnas_hf
-from PIL import Image
-from transformers import AutoImageProcessor, AutoModelForImageClassification
-
-processor = AutoImageProcessor.from_pretrained("{where}")
-model = AutoModelForImageClassification.from_pretrained("{where}").eval()
-with torch.no_grad():
-    logits = model(**processor(Image.open("image.png"), return_tensors="pt")).logits
-model.config.id2label[int(logits.argmax(-1))]
-```
-
-Without the package, add `trust_remote_code=True` to `from_pretrained` / `pipeline`: the code
-(`modeling_searched.py`, `search_space.py`, `encoding.py`, `image_processing_searched.py`) is
-in this repository; it needs `torch`, `torchvision` and `transformers` >= 5.'''
-
-    body = f"""
-# {name}
-
-{warning}A convolutional image classifier for **{dataset}** ({len(info.class_names)} classes, {channels_word}
-{info.image_size}x{info.image_size} input) whose architecture was found by neural architecture search with
-gptnas-hf ({setting}): {"a" if cfg.use_gpt else "a plain"} {"genetic algorithm" if cfg.strategy == "ga" else f"{cfg.strategy} search"} proposed networks of
-Table-2 blocks (ResNet, RegNet, ShuffleNetV2, GoogLeNet and EfficientNet blocks built from torchvision's own
-classes){", a small GPT trained on the layer sequences of real CNNs rewrote them" if cfg.use_gpt else ""}, each candidate
-was trained briefly and scored on a validation split, and the best architecture was kept.
-
-| | |
-| --- | --- |
-| accuracy | {accuracy_line} |
-| parameters | {parameters:,} |
-| architecture | {len(info.genome)} blocks: {kinds} |
-| input | {info.channels} x {info.image_size} x {info.image_size} ({channels_word}), normalised with mean {info.mean} and std {info.std} |
-| labels | {", ".join(info.class_names[:20])}{" ..." if len(info.class_names) > 20 else ""} |
-| weights | {weights_line} |
-| genome hash | `{genome_hash}` |
-
-## Use
-
-{usage}
-
-The image processor (`preprocessor_config.json`) does what the search's data loading did:
-converts to {channels_word} ({"a colour image is turned into gray" if info.channels == 1 else "a gray image is repeated over three channels"}),
-resizes the shorter side to {info.image_size} (bilinear, antialiased), centre-crops to
-{info.image_size}x{info.image_size}, scales to [0, 1] and normalises per channel.
-
-## How it was found
-
-- search: {setting} on {dataset} ({subset}), seed {cfg.seed}
-- strategy: {cfg.strategy}, population {cfg.population_size}, {cfg.generations} generation{"" if cfg.generations == 1 else "s"} after the initial population{ga_line};
-  {cfg.min_blocks}-{cfg.max_blocks} blocks, widths {list(cfg.widths)}, at most {cfg.max_downsamples} downsamplings
-- GPT reconstruction: {gpt_line}
-- candidate training (fitness = validation top-1): {evaluation}
-- evaluations: {len(records)} ({rebuilt} rebuilt by the GPT, {failed} failed), {_fmt_seconds(train_seconds)} of candidate training, {_fmt_seconds(info.wall_seconds)} wall
-- this architecture: {found_line}
-{progress}
-## Final training
-
-{final}
-
-## Architecture
-
-The genome (the block list `gptnas_hf.search_space.build_network` builds; also in `config.json`):
-
-```json
-{genome_json}
-```
-
-<details>
-<summary>The {len(layers)} layers in the paper's Table-1 encoding (block, then layer), traced at {info.channels}x{info.image_size}x{info.image_size}</summary>
-
-```
-{chr(10).join(layers)}
-```
-
-</details>
-
-## Limitations
-
-- The accuracy was measured on the {dataset} test split at {info.image_size}x{info.image_size} input; other data needs
-  fine-tuning, and images far from the training distribution get confident but meaningless labels.
-- The search's fitness is the accuracy after a short proxy training, a noisy estimate of how well an
-  architecture trains in full.
-"""
-    content = f"---\n{data.to_yaml()}\n---\n{body}"
-    return ModelCard(content)
+    values = dict(
+        # the network and its data
+        name=name, repo_id=repo_id, dataset=dataset, classes=len(info.class_names), channels=info.channels,
+        image_size=info.image_size, mean=info.mean, std=info.std,
+        labels=", ".join(info.class_names[:20]) + (" ..." if len(info.class_names) > 20 else ""),
+        parameters=f"{parameters:,}", blocks=len(info.genome), kinds=", ".join(dict.fromkeys(info.genome.kinds)),
+        genome_hash=genome_hash,
+        genome_json="[\n" + ",\n".join("  " + json.dumps(block) for block in info.genome.to_list()) + "\n]",
+        layer_count=len(layers), layers="\n".join(layers),
+        # the weights and their accuracy
+        trained=info.weights == "retrained", retrained_available=info.retrained_available,
+        final_training=info.retrain is not None, test_top1=_fmt_accuracy(retrain.get("test_top1")),
+        test_top5=_fmt_accuracy(retrain.get("test_top5")), retrain_epochs=_epochs(retrain.get("epochs")),
+        retrain_parameters=f"{retrain.get('parameters', parameters):,}",
+        train_images=f"{used['train_images']:,}" if "train_images" in used else None,
+        use_val=(retrain.get("use_val", cfg.retrain.get("use_val", True)) if info.retrain is not None
+                 else None),
+        # the search
+        setting=f"{strategy}{'+GPT' if cfg.use_gpt else ''}", strategy=cfg.strategy, use_gpt=bool(cfg.use_gpt),
+        seed=cfg.seed, population=cfg.population_size, generations=cfg.generations,
+        crossover_rate=cfg.crossover_rate, mutation_rate=cfg.mutation_rate, min_blocks=cfg.min_blocks,
+        max_blocks=cfg.max_blocks, widths=list(cfg.widths), max_downsamples=cfg.max_downsamples,
+        gpt_model=_public_name(cfg.model), initial_mask_rate=cfg.initial_mask_rate, window_size=cfg.window_size,
+        data_subset=", ".join(f"{k} {v}" for k, v in sorted(cfg.data.items()) if k != "cache_dir"),
+        evaluation=", ".join(f"{k} {v}" for k, v in sorted(cfg.evaluation.items()) if k != "progress"),
+        evaluations=len(records), rebuilt=sum(bool(r.get("reconstructed")) for r in records),
+        failed=sum(r.get("status", "ok") != "ok" for r in records),
+        training_time=_fmt_seconds(sum(float(r.get("seconds") or 0.0) for r in records)),
+        wall_time=_fmt_seconds(info.wall_seconds),
+        finished=info.state.get("phase") == "done", stopped_at=info.state.get("generation", "?"),
+        generations_done=len(info.state.get("history", [])),
+        progress_plot=(info.run_dir / "progress.png").is_file(),
+        # this architecture in the search
+        val=_fmt_accuracy(best.get("fitness")), generation=best.get("generation"), origin=best.get("origin"),
+        reconstructed=bool(best.get("reconstructed")),
+        macs=f"{best['macs']:,}" if best.get("macs") is not None else None, pick=info.pick,
+    )
+    return ModelCard.from_template(_card_data(info, name, dataset),
+                                   template_path=str(_TEMPLATES / "searched_network_card.md"), **values)
 
 
 def _write_card(info: _RunInfo, model, out: Path, repo_id: str | None) -> None:
@@ -644,7 +523,9 @@ def push_architecture_model(model_dir: str | Path, repo_id: str, *, private: boo
 def export_adapted_gpt(run_dir: str | Path, out_dir: str | Path) -> list[str]:
     """Stage the architecture GPT a search adapted (``gpt_adaptation``: ``RUN/adapted_gpt``) as
     a model directory (:func:`export_architecture_model`), with a card that says what it was
-    adapted on. Returns the names of the files written."""
+    adapted on (``templates/adapted_gpt_card.md``). Returns the names of the files written."""
+    from huggingface_hub import ModelCard, ModelCardData
+
     from .search.run_directory import RunDirectory
 
     run_dir = Path(run_dir)
@@ -655,32 +536,15 @@ def export_adapted_gpt(run_dir: str | Path, out_dir: str | Path) -> list[str]:
         raise FileNotFoundError(f"run {str(run_dir)!r} has no adapted GPT ({run.ADAPTED_GPT}/): it was searched without "
                                 "gpt_adaptation, or no generation has finished")
     info = json.loads((adapted / run.ADAPTATION).read_text())
-    settings = ", ".join(f"{k} {v}" for k, v in info.get("settings", {}).items())
-    card = f"""---
-library_name: transformers
-tags:
-- gptnas
-- neural-architecture-search
-- nas-reconstruction
----
-
-# Architecture GPT adapted during a search
-
-The gptnas-hf architecture GPT (base checkpoint: `{_public_name(config.model) or 'the shipped default'}`),
-fine-tuned during a {config.strategy.upper()}+GPT search on `{_public_name(config.dataset)}` after
-generation {info['generation']} of {config.generations}, on the layer sequences of the {info['genomes']} best
-genomes evaluated so far ({info['windows']} windows), with {info['replay_windows']} windows of the torchvision
-zoo replayed ({settings}). It rebuilt the search's next generation.
-
-It knows what scored well in that search at that proxy (fitness: validation accuracy after a short
-training), which may not carry to other data or budgets. Load it like the base model:
-
-```python
-from transformers import pipeline
-reconstruct = pipeline("nas-reconstruction", model="PATH_OR_REPO", trust_remote_code=True)
-```
-"""
+    card = ModelCard.from_template(
+        ModelCardData(library_name="transformers", tags=["gptnas", "neural-architecture-search", "nas-reconstruction"]),
+        template_path=str(_TEMPLATES / "adapted_gpt_card.md"), base_checkpoint=_public_name(config.model),
+        strategy=config.strategy.upper(), dataset=_public_name(config.dataset), generation=info["generation"],
+        generations=config.generations, genomes=info["genomes"], windows=info["windows"],
+        replay_windows=info["replay_windows"],
+        settings=", ".join(f"{k} {v}" for k, v in info.get("settings", {}).items()),
+    )
     with tempfile.TemporaryDirectory(prefix="gptnas-card-") as tmp:
         path = Path(tmp) / "README.md"
-        path.write_text(card)
+        card.save(path)
         return export_architecture_model(adapted, out_dir, model_card=path)
