@@ -12,8 +12,11 @@
 * :func:`export_architecture_model` / :func:`push_architecture_model` do the same for an
   architecture GPT checkpoint: weights, config (with ``auto_map`` and ``custom_pipelines``, so
   ``pipeline("nas-reconstruction", model=repo, trust_remote_code=True)`` works without this
-  package), tokenizer files, the code (flattened: the Hub's remote-code loader only follows
-  ``from .module import`` between files of one folder) and the model card as ``README.md``.
+  package), tokenizer files, the code as transformers saves it (``Pipeline.save_pretrained``:
+  ``custom_object_save``) and the model card as ``README.md``.
+
+The cards themselves come from templates (:mod:`gptnas_hf.model_cards`); the run's files from
+:class:`~gptnas_hf.search.run_directory.RunDirectory`.
 
 Nothing here writes or logs a token: it goes to ``HfApi(token=...)`` and nowhere else.
 Weights are safetensors only; nothing is pickled.
@@ -32,13 +35,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 import shutil
 import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from .model_cards import adapted_gpt_card, public_name, write_searched_network_card
 
 __all__ = [
     "DEFAULT_COMMIT_MESSAGE",
@@ -59,8 +63,6 @@ PROCESSOR_REF = "image_processing_searched.SearchedNetImageProcessor"
 
 #: the code files transformers' remote-code loader looks for first in an architecture GPT folder
 _GPT_ENTRY_MODULES = ("configuration_gptnas", "modeling_gptnas", "pipeline_nas_reconstruction")
-#: the Jinja templates of the model cards written here (ModelCard.from_template)
-_TEMPLATES = Path(__file__).with_name("templates")
 
 
 # ----------------------------------------------------------------------------------------
@@ -198,26 +200,6 @@ def _collect(run_dir, weights: str, dataset, pick: str = "best") -> _RunInfo:
     )
 
 
-def _public_name(source: str | None) -> str | None:
-    """A data source or checkpoint as it may appear in public: a local path becomes its name."""
-    if source is None:
-        return None
-    source = str(source)
-    if source.startswith(("/", ".", "~")) or Path(source).expanduser().exists():
-        return Path(source).expanduser().name or source
-    return source
-
-
-def _hub_dataset_id(source: str) -> str | None:
-    from .data import HUB_PRESETS
-
-    if source in HUB_PRESETS:
-        return HUB_PRESETS[source]["path"]
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", source) and not Path(source).expanduser().exists():
-        return source
-    return None
-
-
 # ----------------------------------------------------------------------------------------
 # export of a run
 
@@ -232,7 +214,7 @@ def _build_model(info: _RunInfo):
     config = SearchedNetConfig(
         genome=info.genome.to_list(), num_channels=info.channels, image_size=info.image_size,
         image_mean=info.mean, image_std=info.std, strategy=info.config.strategy, use_gpt=bool(info.config.use_gpt),
-        dataset=_public_name(info.config.dataset), id2label=dict(enumerate(info.class_names)),
+        dataset=public_name(info.config.dataset), id2label=dict(enumerate(info.class_names)),
         label2id={name: i for i, name in enumerate(info.class_names)},
     )
     torch.manual_seed(info.config.seed)
@@ -281,119 +263,6 @@ def _save_model_dir(info: _RunInfo, out: Path) -> Any:
     return model
 
 
-def _layer_listing(model, info: _RunInfo) -> list[str]:
-    import torch
-
-    from .encoding import trace
-
-    with torch.no_grad():
-        layers = trace(model.network, (info.channels, info.image_size, info.image_size))
-    return [f"{layer.block}\t{layer.text}" for layer in layers]
-
-
-def _fmt_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _epochs(n) -> str:
-    return f"{n} epoch{'' if n == 1 else 's'}" if n is not None else "? epochs"
-
-
-def _card_data(info: _RunInfo, name: str, dataset: str):
-    """The card's YAML metadata; its ``model-index`` holds only accuracies of the exported weights."""
-    from huggingface_hub import EvalResult, ModelCardData
-
-    hub_dataset = _hub_dataset_id(str(info.config.dataset))
-    eval_kwargs = dict(task_type="image-classification", task_name="Image Classification",
-                       dataset_type=hub_dataset or dataset, dataset_name=dataset, metric_type="accuracy",
-                       dataset_split="test")
-    results = []  # only accuracies of the exported weights (module doc)
-    if info.retrain is not None and info.retrain.get("test_top1") is not None:
-        for k in (1, 5):
-            if info.retrain.get(f"test_top{k}") is not None:
-                results.append(EvalResult(**eval_kwargs, metric_name=f"test top-{k} accuracy",
-                                          metric_value=round(float(info.retrain[f"test_top{k}"]), 4)))
-    return ModelCardData(
-        library_name="transformers", license="apache-2.0", pipeline_tag="image-classification",
-        tags=["neural-architecture-search", "gpt-nas", "image-classification", "gptnas-hf", "custom_code"],
-        datasets=[hub_dataset] if hub_dataset else None, metrics=["accuracy"] if results else None,
-        model_name=name, eval_results=results or None,
-    )
-
-
-def _fmt_accuracy(value) -> str | None:
-    return None if value is None else f"{value:.4f}"
-
-
-def _card(info: _RunInfo, model, repo_id: str | None):
-    """The model card of an exported run: the values computed here, the text in
-    ``templates/searched_network_card.md``."""
-    from huggingface_hub import ModelCard
-
-    from .search_space import count_parameters
-
-    cfg = info.config
-    dataset = _public_name(cfg.dataset)
-    genome_hash = info.genome.hash()
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset)
-    name = repo_id.split("/")[-1] if repo_id else f"gptnas-{slug}-{genome_hash[:8]}"
-    parameters = count_parameters(model.network)
-    strategy = cfg.strategy.upper() if cfg.strategy == "ga" else cfg.strategy.capitalize()
-    retrain = info.retrain or {}
-    used = retrain.get("data") or {}
-    records, best = info.records, info.best_record
-    layers = _layer_listing(model, info)
-    values = dict(
-        # the network and its data
-        name=name, repo_id=repo_id, dataset=dataset, classes=len(info.class_names), channels=info.channels,
-        image_size=info.image_size, mean=info.mean, std=info.std,
-        labels=", ".join(info.class_names[:20]) + (" ..." if len(info.class_names) > 20 else ""),
-        parameters=f"{parameters:,}", blocks=len(info.genome), kinds=", ".join(dict.fromkeys(info.genome.kinds)),
-        genome_hash=genome_hash,
-        genome_json="[\n" + ",\n".join("  " + json.dumps(block) for block in info.genome.to_list()) + "\n]",
-        layer_count=len(layers), layers="\n".join(layers),
-        # the weights and their accuracy
-        trained=info.weights == "retrained", retrained_available=info.retrained_available,
-        final_training=info.retrain is not None, test_top1=_fmt_accuracy(retrain.get("test_top1")),
-        test_top5=_fmt_accuracy(retrain.get("test_top5")), retrain_epochs=_epochs(retrain.get("epochs")),
-        retrain_parameters=f"{retrain.get('parameters', parameters):,}",
-        train_images=f"{used['train_images']:,}" if "train_images" in used else None,
-        use_val=(retrain.get("use_val", cfg.retrain.get("use_val", True)) if info.retrain is not None
-                 else None),
-        # the search
-        setting=f"{strategy}{'+GPT' if cfg.use_gpt else ''}", strategy=cfg.strategy, use_gpt=bool(cfg.use_gpt),
-        seed=cfg.seed, population=cfg.population_size, generations=cfg.generations,
-        crossover_rate=cfg.crossover_rate, mutation_rate=cfg.mutation_rate, min_blocks=cfg.min_blocks,
-        max_blocks=cfg.max_blocks, widths=list(cfg.widths), max_downsamples=cfg.max_downsamples,
-        gpt_model=_public_name(cfg.model), initial_mask_rate=cfg.initial_mask_rate, window_size=cfg.window_size,
-        data_subset=", ".join(f"{k} {v}" for k, v in sorted(cfg.data.items()) if k != "cache_dir"),
-        evaluation=", ".join(f"{k} {v}" for k, v in sorted(cfg.evaluation.items()) if k != "progress"),
-        evaluations=len(records), rebuilt=sum(bool(r.get("reconstructed")) for r in records),
-        failed=sum(r.get("status", "ok") != "ok" for r in records),
-        training_time=_fmt_seconds(sum(float(r.get("seconds") or 0.0) for r in records)),
-        wall_time=_fmt_seconds(info.wall_seconds),
-        finished=info.state.get("phase") == "done", stopped_at=info.state.get("generation", "?"),
-        generations_done=len(info.state.get("history", [])),
-        progress_plot=(info.run_dir / "progress.png").is_file(),
-        # this architecture in the search
-        val=_fmt_accuracy(best.get("fitness")), generation=best.get("generation"), origin=best.get("origin"),
-        reconstructed=bool(best.get("reconstructed")),
-        macs=f"{best['macs']:,}" if best.get("macs") is not None else None, pick=info.pick,
-    )
-    return ModelCard.from_template(_card_data(info, name, dataset),
-                                   template_path=str(_TEMPLATES / "searched_network_card.md"), **values)
-
-
-def _write_card(info: _RunInfo, model, out: Path, repo_id: str | None) -> None:
-    _card(info, model, repo_id).save(out / "README.md")
-
-
 def export_run(run_dir: str | Path, out_dir: str | Path, *, weights: str = "auto", dataset=None,
                repo_id: str | None = None, pick: str = "best") -> list[str]:
     """Write a search run's best network as a ``transformers`` model directory.
@@ -416,7 +285,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, weights: str = "auto
     info = _collect(run_dir, weights, dataset, pick)
     with target as out:
         model = _save_model_dir(info, out)
-        _write_card(info, model, out, repo_id)
+        write_searched_network_card(info, model, out, repo_id)
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     logger.info("exported run %s (%s weights) to %s: %s", info.run_dir, info.weights, out, ", ".join(files))
     return files
@@ -435,11 +304,11 @@ def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, token:
     with tempfile.TemporaryDirectory(prefix="gptnas-push-") as tmp:
         staged = Path(tmp)
         model = _save_model_dir(info, staged)
-        _write_card(info, model, staged, repo_id)
+        write_searched_network_card(info, model, staged, repo_id)
 
         def rewrite_card(full_id):  # "name" -> "user/name" once the Hub has said whose it is
             if full_id != repo_id:
-                _write_card(info, model, staged, full_id)
+                write_searched_network_card(info, model, staged, full_id)
 
         return _upload(staged, repo_id, private=private, token=token, commit_message=commit_message, api=api,
                        revision=revision, create_pr=create_pr, after_create=rewrite_card)
@@ -524,8 +393,6 @@ def export_adapted_gpt(run_dir: str | Path, out_dir: str | Path) -> list[str]:
     """Stage the architecture GPT a search adapted (``gpt_adaptation``: ``RUN/adapted_gpt``) as
     a model directory (:func:`export_architecture_model`), with a card that says what it was
     adapted on (``templates/adapted_gpt_card.md``). Returns the names of the files written."""
-    from huggingface_hub import ModelCard, ModelCardData
-
     from .search.run_directory import RunDirectory
 
     run_dir = Path(run_dir)
@@ -536,14 +403,7 @@ def export_adapted_gpt(run_dir: str | Path, out_dir: str | Path) -> list[str]:
         raise FileNotFoundError(f"run {str(run_dir)!r} has no adapted GPT ({run.ADAPTED_GPT}/): it was searched without "
                                 "gpt_adaptation, or no generation has finished")
     info = json.loads((adapted / run.ADAPTATION).read_text())
-    card = ModelCard.from_template(
-        ModelCardData(library_name="transformers", tags=["gptnas", "neural-architecture-search", "nas-reconstruction"]),
-        template_path=str(_TEMPLATES / "adapted_gpt_card.md"), base_checkpoint=_public_name(config.model),
-        strategy=config.strategy.upper(), dataset=_public_name(config.dataset), generation=info["generation"],
-        generations=config.generations, genomes=info["genomes"], windows=info["windows"],
-        replay_windows=info["replay_windows"],
-        settings=", ".join(f"{k} {v}" for k, v in info.get("settings", {}).items()),
-    )
+    card = adapted_gpt_card(config, info)
     with tempfile.TemporaryDirectory(prefix="gptnas-card-") as tmp:
         path = Path(tmp) / "README.md"
         card.save(path)
