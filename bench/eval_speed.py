@@ -21,8 +21,9 @@ per training step (forward, backward and SGD step on one batch of real images, m
 steps after warm-up) for the path before the speed work (``contiguous``: NCHW tensors,
 for-loop SGD, fp32, eager) and for each change on top of the default ``channels_last``:
 ``foreach`` and ``fused`` SGD, ``bf16`` autocast and ``torch.compile``. For ``compile`` the
-first step's compile seconds are recorded, with the steps a candidate would need to pay them
-back against the training steps one candidate of the recipe runs. A change becomes a default
+first step's compile seconds are recorded (every genome is a new graph: the graph caches are
+off, the compiled-kernel cache is as a search would find it), with the steps a candidate would
+need to pay them back against the training steps one candidate of the recipe runs. A change becomes a default
 only when these numbers support it."""
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def step_seconds(genome, data, batch: int, variant: str, steps: int, device: str
     """Median seconds of one training step of ``genome``'s network under ``variant`` (module
     doc), and the first step's seconds (the compile, for ``compile``)."""
     import time
-    from contextlib import nullcontext
+    from contextlib import ExitStack, nullcontext
 
     from gptnas_hf.data import normalize
     from gptnas_hf.search_space import build_network
@@ -110,7 +111,16 @@ def step_seconds(genome, data, batch: int, variant: str, steps: int, device: str
     network = network.to(memory_format=layout)
     options = {"foreach": {"foreach": True}, "fused": {"fused": True}}.get(variant, {"foreach": False})
     optimizer = torch.optim.SGD(network.parameters(), lr=0.01, momentum=0.9, nesterov=True, **options)
-    model = torch.compile(network) if variant == "compile" else network
+    model, first_call = network, nullcontext()
+    if variant == "compile":  # a first compile, as a user meets it: no graph compiled by an earlier run is reused
+        from torch._functorch import config as functorch_config
+        from torch._inductor import config as inductor_config
+
+        torch._dynamo.reset()
+        model = torch.compile(network)
+        first_call = ExitStack()
+        first_call.enter_context(inductor_config.patch(fx_graph_cache=False))
+        first_call.enter_context(functorch_config.patch(enable_autograd_cache=False))
     x = normalize(data.train_x[:batch].to(device), data.mean.to(device), data.std.to(device))
     x, y = x.contiguous(memory_format=layout), data.train_y[:batch].to(device)
     autocast = torch.autocast(device, dtype=torch.bfloat16) if variant == "bf16" else nullcontext()
@@ -125,7 +135,8 @@ def step_seconds(genome, data, batch: int, variant: str, steps: int, device: str
             torch.cuda.synchronize()
 
     start = time.perf_counter()
-    step()
+    with first_call:
+        step()
     first = time.perf_counter() - start
     step()  # warm
     times = []

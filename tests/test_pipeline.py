@@ -96,7 +96,7 @@ def test_batch_size_num_workers_and_streaming_follow_the_pipeline_contract(recon
     from transformers.pipelines.pt_utils import KeyDataset
 
     alone = [reconstruct(g.to_json(), mask_rate=0.5, seed=3) for g in genomes]
-    for batch_size in (1, 3, len(genomes)):
+    for batch_size in (1, 3, 4, len(genomes)):
         batched = reconstruct(genomes, mask_rate=0.5, seed=3, batch_size=batch_size)
         assert len(batched) == len(genomes) and all(map(_same_result, batched, alone)), batch_size
     workers = reconstruct(genomes[:4], mask_rate=0.5, seed=3, batch_size=2, num_workers=2)
