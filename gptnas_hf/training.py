@@ -389,6 +389,10 @@ def package_checkpoint(model_dir: str | Path, out_dir: str | Path, model_card: s
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not (model_dir / "model.safetensors").is_file() or not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{str(model_dir)!r} holds no checkpoint (config.json and model.safetensors)")
+    if not (model_dir / "tokenizer.json").is_file():
+        raise FileNotFoundError(f"{str(model_dir)!r} has no tokenizer (tokenizer.json): the pipeline needs it beside the "
+                                "weights; `gptnas train` saves it there, or copy the files of the tokenizer it was "
+                                "trained with (e.g. tokenizer/) into the directory")
     if model_card and not Path(model_card).is_file():
         raise FileNotFoundError(f"model card {str(model_card)!r} does not exist (pass --model-card FILE)")
     if out_dir.exists() and not out_dir.is_dir():

@@ -195,6 +195,15 @@ def test_package_model_refuses_a_used_directory_and_writes_nothing_partial(tmp_p
     one_error_line(err, "missing.md", "does not exist")
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["card.md"]  # nothing partial
 
+    untokenized = tmp_path / "no-tokenizer"
+    shutil.copytree(model, untokenized)
+    (untokenized / "tokenizer.json").unlink()
+    code, _, err = cli(capsys, "package-model", "--model", untokenized, "--out", out, "--model-card", card)
+    assert code == 2
+    one_error_line(err, "has no tokenizer", "tokenizer.json")
+    assert not out.exists()
+    shutil.rmtree(untokenized)
+
     out.mkdir()
     (out / "mine.txt").write_text("keep me")
     code, _, err = cli(capsys, "package-model", "--model", model, "--out", out, "--model-card", card)
