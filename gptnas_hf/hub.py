@@ -250,13 +250,12 @@ def _save_model_dir(info: _RunInfo, out: Path) -> Any:
     model.config.auto_map = {"AutoImageProcessor": PROCESSOR_REF}
     model.save_pretrained(out)
     processor = SearchedNetImageProcessor.for_input(info.image_size, info.channels, info.mean, info.std)
-    processor.save_pretrained(out)
+    processor.save_pretrained(out)  # with its code, image_processing_searched.py (custom_object_save)
     pre = out / "preprocessor_config.json"
     values = json.loads(pre.read_text())
     values.pop("auto_map", None)
     values.pop("image_processor_type", None)  # resolved through config.json (model_type / auto_map)
     pre.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
-    shutil.copyfile(Path(__file__).with_name("image_processing_searched.py"), out / "image_processing_searched.py")
     progress = RunDirectory(info.run_dir).progress_plot_path
     if progress.is_file():
         shutil.copyfile(progress, out / progress.name)
