@@ -21,7 +21,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassi
 import gptnas_hf
 from gptnas_hf import SearchedNetConfig, SearchedNetForImageClassification, SearchedNetImageProcessor
 from gptnas_hf.cli import main
-from gptnas_hf.data import load_image_data, normalize
+from gptnas_hf.data import normalize
 from gptnas_hf.encoding import trace
 from gptnas_hf.hub import export_architecture_model, export_run, push_architecture_model, push_run
 from gptnas_hf.search.retrain import retrain_run
@@ -51,9 +51,8 @@ def workdir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def data(workdir):
-    return load_image_data("digits", max_train_per_class=20, val_fraction=0.25, progress=False,
-                           cache_dir=workdir / "cache")
+def data(digits):
+    return digits  # conftest's, shared by the search tests
 
 
 @pytest.fixture(scope="module")
