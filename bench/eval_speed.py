@@ -14,7 +14,8 @@ Share of peak: the machine's peak at the benchmark's thread count is measured on
 matmul (1024x1024 fp32) and a large convolution (3x3, 64 channels, 32x32, batch 64), and each
 candidate's training FLOPs per image are counted by torch's own ``FlopCounterMode`` over one
 training step (forward and backward); ``full`` scope's achieved GFLOP/s (img/s x FLOPs per
-image) is reported against the convolution peak.
+image) is reported against the convolution peak, beside an airbench-style reference network
+(:data:`REFERENCE_GENOME`) trained by the same code.
 
 Optimisations, measured in the same run on the same candidates (``optimisations``): seconds
 per training step (forward, backward and SGD step on one batch of real images, median of timed
@@ -49,6 +50,21 @@ BUDGETS = {
               "ablation_steps": 20},
 }
 VARIANTS = ("contiguous", "channels_last", "foreach", "fused", "bf16", "compile")
+#: an airbench-style reference network in the search space's blocks (conv-bn-act stem at 64,
+#: then three stages of conv, max-pool, conv at 64/256/256): the img/s a well-shaped CIFAR
+#: network reaches through the same training code, beside the searched candidates
+REFERENCE_GENOME = [
+    {"kind": "ConvNormActivation", "width": 64, "stride": 1, "kernel": 3},
+    {"kind": "ConvNormActivation", "width": 64, "stride": 1, "kernel": 3},
+    {"kind": "MaxPool", "width": 64, "stride": 2},
+    {"kind": "ConvNormActivation", "width": 64, "stride": 1, "kernel": 3},
+    {"kind": "ConvNormActivation", "width": 256, "stride": 1, "kernel": 3},
+    {"kind": "MaxPool", "width": 256, "stride": 2},
+    {"kind": "ConvNormActivation", "width": 256, "stride": 1, "kernel": 3},
+    {"kind": "ConvNormActivation", "width": 256, "stride": 1, "kernel": 3},
+    {"kind": "MaxPool", "width": 256, "stride": 2},
+    {"kind": "ConvNormActivation", "width": 256, "stride": 1, "kernel": 3},
+]
 
 
 def _median_seconds(fn, repeats: int = 5) -> float:
@@ -233,11 +249,20 @@ def main(argv=None) -> dict:
     steps_per_candidate = config.evaluation.get("epochs", 1) * math.ceil(train_images / batch)
     ablation = optimisations([r["genome"] for r in rebuilt[:budget["ablation_genomes"]]], data, batch,
                              budget["ablation_steps"], budget["compile_genomes"], steps_per_candidate, device)
+    reference = train_candidate(REFERENCE_GENOME, data, eval_config(config, epochs=budget["epochs"], train_scope="full"),
+                                data_key, config.seed)
+    reference_flops = training_flops_per_image(REFERENCE_GENOME, data)
+    reference_row = {"images_per_second": reference["images_per_second"], "parameters": reference["parameters"],
+                     "training_gflop_per_image": reference_flops / 1e9,
+                     "achieved_gflops": reference["images_per_second"] * reference_flops / 1e9,
+                     "share_of_conv_peak": reference["images_per_second"] * reference_flops / 1e9 / peak["conv_gflops"]}
+    progress(f"reference network: {reference_row['images_per_second']:.0f} img/s, "
+             f"{100 * reference_row['share_of_conv_peak']:.0f}% of the conv peak")
     progress("timing reconstruction")
     recon = time_reconstruction(budget["reconstruction_repeats"])
     figures = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "scopes": rows,
                "reconstruction_batch_30": recon, "train_images": train_images, "peak": peak,
-               "optimisations": ablation}
+               "optimisations": ablation, "reference_network": reference_row}
     settings = {"budget": args.budget, "genomes": n, "epochs": budget["epochs"], "recipe": recipe_name(args.budget),
                 "mask_rate": config.initial_mask_rate, "batch_size": config.evaluation.get("batch_size"),
                 "evaluation": {k: v for k, v in eval_config(config).__dict__.items() if k not in ("progress", "train_scope")},
@@ -280,7 +305,8 @@ def main(argv=None) -> dict:
         f"{train_images})" for s in SCOPES)
         + f"; full scope reaches {rows['full']['achieved_gflops_median']:.2f} GFLOP/s, "
         f"{100 * rows['full']['share_of_conv_peak_median']:.0f}% of the {peak['conv_gflops']:.0f} GFLOP/s conv peak "
-        f"at {peak['threads']} thread(s)"
+        f"at {peak['threads']} thread(s) (airbench-style reference network: {reference_row['images_per_second']:.0f} "
+        f"img/s, {100 * reference_row['share_of_conv_peak']:.0f}%)"
         + f"; predicted/full speed-up x{rows['predicted']['speedup_vs_full_median']:.2f}; reconstruction of 30: "
         f"warm {recon['warm_median_s']:.3f} s, cold {recon['cold_median_s']:.3f} s"
         + "; training step over the contiguous fp32 path: " + ", ".join(

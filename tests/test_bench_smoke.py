@@ -20,7 +20,7 @@ from bench import common
 EXPECTED = {
     "reconstruction": ("warm_median_s", "cold_median_s"),
     "search_time": ("GA", "GA+GPT", "Random", "Random+GPT", "training_estimate"),
-    "eval_speed": ("scopes", "reconstruction_batch_30", "device", "peak"),
+    "eval_speed": ("scopes", "reconstruction_batch_30", "device", "peak", "optimisations", "reference_network"),
     "gpt_quality": ("variants", "families"),
     "mask_rate": ("rows", "best_rate"),
     "reference_ranking": ("networks", "at_chance_fraction", "hand_designed_mean"),
