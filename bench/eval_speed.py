@@ -11,7 +11,8 @@ Seconds per epoch are also extrapolated to the 45,000 training images of the pap
 Throughput on a shared machine depends on what else runs: the load average is recorded.
 
 Share of peak: the machine's peak at the benchmark's thread count is measured on a large
-matmul (1024x1024 fp32) and a large convolution (3x3, 64 channels, 32x32, batch 64), and each
+matmul (1024x1024 fp32) and large convolutions (3x3 at batch 64: the best of 64 channels at
+32x32 and 256 channels at 16x16), and each
 candidate's training FLOPs per image are counted by torch's own ``FlopCounterMode`` over one
 training step (forward and backward); ``full`` scope's achieved GFLOP/s (img/s x FLOPs per
 image) is reported against the convolution peak, beside an airbench-style reference network
@@ -82,19 +83,23 @@ def _median_seconds(fn, repeats: int = 5) -> float:
 
 
 def machine_peak(device: str = "cpu") -> dict:
-    """GFLOP/s of a large matmul and a large 3x3 convolution at the current thread count."""
+    """GFLOP/s of a large matmul and of large 3x3 convolutions (the best of 64 channels at 32x32
+    and 256 channels at 16x16, batch 64) at the current thread count."""
     from torch.utils.flop_counter import FlopCounterMode
 
     a = torch.randn(1024, 1024, device=device)
     matmul = 2 * 1024 ** 3 / _median_seconds(lambda: a @ a) / 1e9
-    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device)
-    x = torch.randn(64, 64, 32, 32, device=device)
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        conv(x)
-    with torch.no_grad():
-        seconds = _median_seconds(lambda: conv(x))
-    return {"matmul_gflops": matmul, "conv_gflops": counter.get_total_flops() / seconds / 1e9,
+    convs = {}
+    for channels, side in ((64, 32), (256, 16)):
+        conv = torch.nn.Conv2d(channels, channels, 3, padding=1).to(device)
+        x = torch.randn(64, channels, side, side, device=device)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            conv(x)
+        with torch.no_grad():
+            seconds = _median_seconds(lambda: conv(x), repeats=7)
+        convs[f"{channels}ch_{side}px"] = counter.get_total_flops() / seconds / 1e9
+    return {"matmul_gflops": matmul, "conv_gflops": max(convs.values()), "conv_gflops_by_shape": convs,
             "threads": torch.get_num_threads()}
 
 
