@@ -159,13 +159,7 @@ def step_seconds(genome, data, batch: int, variant: str, steps: int, device: str
     with first_call:
         step()
     first = time.perf_counter() - start
-    step()  # warm
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return {"step_s": statistics.median(times), "first_step_s": first}
+    return {"step_s": _median_seconds(step, steps), "first_step_s": first}  # one more step to warm, then timed
 
 
 def optimisations(genomes, data, batch: int, steps: int, compile_genomes: int, steps_per_candidate: int,

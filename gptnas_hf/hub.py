@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .model_cards import adapted_gpt_card, public_name, write_searched_network_card
+from .search.run_directory import RunDirectory
 
 __all__ = [
     "DEFAULT_COMMIT_MESSAGE",
@@ -156,7 +157,6 @@ class _RunInfo:
 def _collect(run_dir, weights: str, dataset, pick: str = "best") -> _RunInfo:
     from .data import ImageData, load_image_data
     from .search.pareto import pick_genome
-    from .search.run_directory import RunDirectory
 
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
@@ -180,10 +180,11 @@ def _collect(run_dir, weights: str, dataset, pick: str = "best") -> _RunInfo:
     if chosen == "init":
         retrain = None  # its accuracy belongs to weights we do not export
 
+    searched = run.read_data() if dataset is None else None
     if isinstance(dataset, ImageData):
         data = dataset.describe()
-    elif dataset is None and run.read_data() is not None:
-        data = run.read_data()
+    elif searched is not None:
+        data = searched
     else:
         data = load_image_data(dataset or config.dataset, seed=config.seed, progress=False, **config.data).describe()
 
@@ -209,7 +210,6 @@ def _build_model(info: _RunInfo):
     from safetensors.torch import load_file
 
     from .modeling_searched import SearchedNetConfig, SearchedNetForImageClassification
-    from .search.run_directory import RunDirectory
 
     config = SearchedNetConfig(
         genome=info.genome.to_list(), num_channels=info.channels, image_size=info.image_size,
@@ -241,7 +241,6 @@ def _build_model(info: _RunInfo):
 def _save_model_dir(info: _RunInfo, out: Path) -> Any:
     """config.json, model.safetensors, the code, preprocessor_config.json and progress.png."""
     from .image_processing_searched import SearchedNetImageProcessor
-    from .search.run_directory import RunDirectory
 
     model = _build_model(info)
     # The processor's auto_map goes into config.json, not preprocessor_config.json: a
@@ -392,8 +391,6 @@ def export_adapted_gpt(run_dir: str | Path, out_dir: str | Path) -> list[str]:
     """Stage the architecture GPT a search adapted (``gpt_adaptation``: ``RUN/adapted_gpt``) as
     a model directory (:func:`export_architecture_model`), with a card that says what it was
     adapted on (``templates/adapted_gpt_card.md``). Returns the names of the files written."""
-    from .search.run_directory import RunDirectory
-
     run_dir = Path(run_dir)
     run = RunDirectory(run_dir)
     config, _, state = run.load()

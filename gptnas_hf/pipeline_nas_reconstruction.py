@@ -35,10 +35,10 @@ from transformers import Pipeline
 
 from .configuration_gptnas import location_id
 from .encoding import LayerRecord, layer_type, trace_factory
-from .mask_schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
 from .genome_network import build_block
 from .genome_sampler import make_block
 from .genome_schema import KIND_PARAMS, Genome
+from .mask_schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
 from .tokenization_gptnas import encode_types
 
 __all__ = ["NASReconstructionPipeline", "block_layers", "candidate_blocks", "METHODS"]

@@ -223,8 +223,7 @@ def search_space_types() -> set[str]:
     times its width; plus the classifier head at every width ratio."""
     import itertools
 
-    from .encoding import trace_factory
-    from .encoding import width_ratio
+    from .encoding import trace_factory, width_ratio
     from .search_space import KIND_PARAMS, build_block, make_block
 
     blocks = []

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from gptnas_hf.recipe_config import RecipeError
-from gptnas_hf.search.adaptation import ADAPTED_DIR, top_genomes
+from gptnas_hf.search.adaptation import top_genomes
+from gptnas_hf.search.run_directory import RunDirectory
 from gptnas_hf.search.searcher import NASSearcher, SearchConfig
 
 from conftest import tiny_search
@@ -37,7 +38,7 @@ def test_the_adapted_gpt_is_saved_leaves_the_pretrained_one_alone_and_resumes_ex
                            model=pipe)
     result = straight.run()
     assert all(torch.equal(v, pipe.model.state_dict()[k]) for k, v in before.items())  # the caller's model
-    adapted = tmp_path / "straight" / ADAPTED_DIR
+    adapted = RunDirectory(tmp_path / "straight").adapted_gpt_path
     info = json.loads((adapted / "adaptation.json").read_text())
     assert (adapted / "model.safetensors").is_file() and info["generation"] == 1 and info["genomes"] >= 2
     assert info["windows"] > 0 and info["replay_windows"] > 0 and info["steps"] == 3
@@ -94,5 +95,5 @@ def test_the_adapted_arm_from_the_cli_and_its_export(tmp_path):
     assert out["predicted_blocks"] == [0, 1]
     import shutil
 
-    shutil.rmtree(run / ADAPTED_DIR)  # a run searched without gpt_adaptation has none: a clear error
+    shutil.rmtree(RunDirectory(run).adapted_gpt_path)  # a run searched without gpt_adaptation has none: a clear error
     assert main(["export", "--run", str(run), "--gpt", "--out", str(tmp_path / "again")]) != 0

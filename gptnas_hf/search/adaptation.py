@@ -35,9 +35,6 @@ import torch
 
 from .run_directory import RunDirectory
 
-ADAPTED_DIR = RunDirectory.ADAPTED_GPT
-ADAPTATION_FILE = RunDirectory.ADAPTATION
-
 
 @dataclass
 class AdaptationConfig:
@@ -164,15 +161,15 @@ class GPTAdapter:
 
     def save(self, run_dir: Path, generation: int, summary: dict) -> Path:
         """The adapted weights, tokenizer and ``adaptation.json``, replaced atomically."""
-        out = Path(run_dir) / ADAPTED_DIR
-        tmp = out.with_name(ADAPTED_DIR + ".tmp")
+        out = RunDirectory(run_dir).adapted_gpt_path
+        tmp = out.with_name(out.name + ".tmp")
         if tmp.exists():
             shutil.rmtree(tmp)
         self.pipeline.model.save_pretrained(tmp)
         self.pipeline.tokenizer.save_pretrained(tmp)
-        (tmp / ADAPTATION_FILE).write_text(json.dumps({"generation": generation, **summary,
+        (tmp / RunDirectory.ADAPTATION).write_text(json.dumps({"generation": generation, **summary,
                                                        "settings": dataclasses.asdict(self.config)}, indent=1))
-        old = out.with_name(ADAPTED_DIR + ".old")
+        old = out.with_name(out.name + ".old")
         if out.exists():
             out.rename(old)
         tmp.rename(out)

@@ -20,14 +20,8 @@ import torch
 from safetensors.torch import save_file
 
 from ..recipe_config import RecipeError, read_recipe, retrain_config, retrain_data_settings
-from ..search_space import Genome, build_network, count_parameters
+from ..search_space import build_network, count_parameters
 from .run_directory import RunDirectory
-from .searcher import SearchConfig
-
-def load_run(run_dir: str | Path) -> tuple[SearchConfig, Genome, dict]:
-    """The settings, best genome and state of a search run directory, with clear errors
-    (:meth:`RunDirectory.load`)."""
-    return RunDirectory(run_dir).load()
 
 
 def retrain_run(run_dir: str | Path, dataset=None, recipe: str | Path | None = None, pick: str = "best",

@@ -56,17 +56,17 @@ from tqdm.auto import tqdm
 from ..genome_budget import DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMETERS
 from ..recipe_config import (NON_NEGATIVE, POSITIVE, UNIT, RecipeError, check_fields, data_config, eval_config,
                              read_recipe, retrain_config)
+from ..mask_schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
 from ..search_space import (DEFAULT_MAX_BLOCKS, DEFAULT_MAX_DOWNSAMPLES, DEFAULT_MIN_BLOCKS, DEFAULT_WIDTHS, MAX_WIDTH,
                             Genome)
 from .budget import SearchBudget, repair
 from .candidate import candidate_seed, evaluate_candidate, seed_for
 from .diversity import population_diversity
-from ..mask_schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
-from .tracking import SearchTracker
-from .workers import CandidatePool, resolve_threads, resolve_workers, torch_threads
 from .run_directory import RunDirectory
 from .strategies import (DEFAULT_CROSSOVER_RATE, DEFAULT_MUTATION_RATE, DEFAULT_POPULATION_SIZE, STRATEGIES, Individual,
                          create_strategy)
+from .tracking import SearchTracker
+from .workers import CandidatePool, resolve_threads, resolve_workers, torch_threads
 
 REDRAWS = 5  # new draws for a proposal that repair cannot bring within the budget
 
@@ -560,7 +560,7 @@ class NASSearcher:
         for index in todo:
             genome = Genome.from_json(pending[index]["genome"])
             started = time.perf_counter()
-            score = score_genome(genome, self.data, self.config.prefilter, seed=seed_for(self.config.seed, genome.hash()))
+            score = score_genome(genome, self.data, self.config.prefilter, seed=candidate_seed(self.config.seed, genome))
             seconds[index] = round(time.perf_counter() - started, 4)
             scores[index] = score if score == score else float("-inf")  # NaN ranks last
             # the trained ones keep their score and its cost too (their record says what the proxy thought)
