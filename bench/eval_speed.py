@@ -167,10 +167,13 @@ def optimisations(genomes, data, batch: int, steps: int, compile_genomes: int, s
     """The ablation of the module doc: per variant, the median speed-up over ``contiguous`` and
     over ``channels_last`` (the default) across ``genomes``; compile only on the first
     ``compile_genomes`` (its compile takes tens of seconds on a CPU)."""
+    from gptnas_hf.evaluation import channels_last_is_safe
+
     per = {v: [] for v in VARIANTS}
+    safe = channels_last_is_safe(device)  # else every variant but contiguous would corrupt oneDNN's heap
     for i, genome in enumerate(genomes):
         for variant in VARIANTS:
-            if variant == "compile" and i >= compile_genomes:
+            if (variant == "compile" and i >= compile_genomes) or (variant != "contiguous" and not safe):
                 continue
             per[variant].append(step_seconds(genome, data, batch, variant, steps, device))
         progress(f"optimisations, genome {i + 1}/{len(genomes)}: " + ", ".join(
@@ -179,9 +182,12 @@ def optimisations(genomes, data, batch: int, steps: int, compile_genomes: int, s
     for variant, timings in per.items():
         if not timings:
             rows[variant] = {"measured": False}
+            if not safe and variant != "contiguous":
+                rows[variant]["reason"] = ("channels-last is not safe on this CPU (oneDNN without its AVX-512 "
+                                           "kernels): candidates train in NCHW (contiguous)")
             continue
         n = len(timings)
-        base, default = per["contiguous"][:n], per["channels_last"][:n]
+        base, default = per["contiguous"][:n], (per["channels_last"] if safe else per["contiguous"])[:n]
         row = {"measured": True, "genomes": n,
                "step_ms_median": 1e3 * statistics.median(t["step_s"] for t in timings),
                "images_per_second_median": statistics.median(batch / t["step_s"] for t in timings),
@@ -196,7 +202,8 @@ def optimisations(genomes, data, batch: int, steps: int, compile_genomes: int, s
             row["pays_back_within_a_candidate"] = all(
                 b is not None and b <= steps_per_candidate for b in row["break_even_steps"])
         rows[variant] = row
-    return {"batch": batch, "timed_steps": steps, "steps_per_candidate": steps_per_candidate, "variants": rows}
+    return {"batch": batch, "timed_steps": steps, "steps_per_candidate": steps_per_candidate,
+            "channels_last_safe": safe, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "variants": rows}
 
 
 def main(argv=None) -> dict:

@@ -51,6 +51,7 @@ import functools
 import math
 import time
 from contextlib import contextmanager
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -71,6 +72,7 @@ __all__ = [
     "RetrainResult",
     "NonFiniteLossError",
     "resolve_train_scope",
+    "channels_last_is_safe",
     "trainable_parameters",
     "evaluate_network",
     "retrain_network",
@@ -102,7 +104,7 @@ class EvalConfig:
     train_scope: str = "auto"  # "auto" | "paper" | "predicted" | "bn" | "full"
     auto_share: float = 0.25  # share of parameters the "auto" scope trains in every individual
     mixed_precision: str = "auto"  # "auto": bf16 on a CUDA GPU that supports it, else "no"
-    channels_last: bool = True  # NHWC weights and batches: measured 10-17% faster on the CPU proxy (bench.eval_speed)
+    channels_last: bool = True  # NHWC where it is safe (channels_last_is_safe): x1.14-1.22 on the CPU proxy (bench.eval_speed)
     cpu: bool = False  # force the CPU even when a GPU is there
     seed: int = 0
     max_batches_per_epoch: int | None = None  # cap for cheap proxies
@@ -136,6 +138,7 @@ class EvalResult:
     status: str = "ok"  # "ok" | "nan" | "oom"
     reason: str = ""
     train_scope: str = ""  # the scope actually used ("auto" resolved)
+    channels_last: bool = False  # the layout actually used (channels_last_is_safe)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -159,7 +162,7 @@ class RetrainConfig:
     augment_flip: bool = True
     use_val: bool = True  # train on train + validation (the full training set)
     mixed_precision: str = "auto"
-    channels_last: bool = True
+    channels_last: bool = True  # NHWC where it is safe (channels_last_is_safe), else NCHW
     cpu: bool = False
     seed: int = 0
     max_batches_per_epoch: int | None = None
@@ -270,6 +273,41 @@ def trainable_parameters(
 
 # ----------------------------------------------------------------------------------------
 # shared pieces
+
+
+#: oneDNN ISA limits (``ONEDNN_MAX_CPU_ISA`` / ``DNNL_MAX_CPU_ISA``) under which its channels-last
+#: CPU kernels are used as measured safe: the AVX-512 and later families
+_SAFE_ONEDNN_ISA_PREFIXES = ("AVX512", "AVX10", "ALL", "DEFAULT")
+
+
+def channels_last_is_safe(device="cpu") -> bool:
+    """Whether channels-last (NHWC) training is safe on ``device``.
+
+    Always on a GPU. On a CPU only where oneDNN runs its AVX-512 kernels: its AVX2 kernel for
+    the weight gradient of a 1x1 convolution in channels-last layout (``jit_1x1:avx2``,
+    ``backward_weights``) writes past its buffer when the convolution has few channels (1-7)
+    and stride 2, which corrupts the heap and kills the process (SIGSEGV, ``free(): invalid
+    next size``; measured with torch 2.14 on one thread: 6 of 6 such shapes crashed under
+    ``ONEDNN_MAX_CPU_ISA=AVX2``, 0 of 40 shapes in NCHW, 0 of 40 in channels-last with the
+    AVX-512 kernels). So a CPU without AVX-512 (as torch reports it,
+    ``torch.backends.cpu.get_cpu_capability()``), or with oneDNN capped below it by
+    ``ONEDNN_MAX_CPU_ISA``, trains in NCHW: a little slower (``bench.eval_speed``), never a crash.
+    """
+    import os
+
+    if torch.device(device).type != "cpu":
+        return True
+    if not torch.backends.cpu.get_cpu_capability().upper().startswith("AVX512"):
+        return False
+    limit = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").strip().upper()
+    return limit.startswith(_SAFE_ONEDNN_ISA_PREFIXES)
+
+
+def _safe_layout(config, device):
+    """``config`` with ``channels_last`` kept only where it is safe on ``device``."""
+    if config.channels_last and not channels_last_is_safe(device):
+        return dataclasses.replace(config, channels_last=False)
+    return config
 
 
 def _layout_model(network: nn.Module, channels_last: bool) -> nn.Module:
@@ -443,6 +481,7 @@ def evaluate_network(
     """
     config = config or EvalConfig()
     accelerator = accelerator or _make_accelerator(config.mixed_precision, config.cpu)
+    config = _safe_layout(config, accelerator.device)
     scope = resolve_train_scope(network, config.train_scope, predicted_blocks)
     params = trainable_parameters(network, scope, predicted_blocks, config.auto_share, config.seed)
     num_params = sum(p.numel() for p in network.parameters())
@@ -503,7 +542,7 @@ def evaluate_network(
     return EvalResult(
         fitness=top1, top5=top5, num_parameters=num_params, trainable_parameters=num_trainable,
         seconds=seconds, images_per_second=images / max(train_seconds, 1e-9), train_loss=losses,
-        status=status, reason=reason, train_scope=scope,
+        status=status, reason=reason, train_scope=scope, channels_last=config.channels_last,
     )
 
 
@@ -519,6 +558,7 @@ def retrain_network(
     and top-5 on the test split. A non-finite loss raises :class:`NonFiniteLossError`."""
     config = config or RetrainConfig()
     accelerator = accelerator or _make_accelerator(config.mixed_precision, config.cpu)
+    config = _safe_layout(config, accelerator.device)
     for p in network.parameters():
         p.requires_grad_(True)
     data = data.to(accelerator.device)

@@ -34,7 +34,7 @@ def evaluate_candidate(genome, data, config, *, run_seed: int = 0, predicted_blo
     """Build ``genome``'s network seeded by :func:`candidate_seed` (or ``seed``, when the caller
     derived it already) and train and score it on ``data`` with ``config`` (an ``EvalConfig``):
     fitness, top-5, parameters, trainable parameters, the resolved train scope, status and
-    reason, images/s, threads and seconds."""
+    reason, images/s, the layout used (``channels_last``), threads and seconds."""
     from ..evaluation import evaluate_network
 
     started = time.perf_counter()
@@ -47,4 +47,5 @@ def evaluate_candidate(genome, data, config, *, run_seed: int = 0, predicted_blo
     return {"fitness": result.fitness, "top5": result.top5, "parameters": count_parameters(network),
             "trainable_parameters": result.trainable_parameters, "train_scope": result.train_scope,
             "status": result.status, "reason": result.reason, "images_per_second": result.images_per_second,
+            "channels_last": result.channels_last,
             "threads": torch.get_num_threads(), "seconds": round(time.perf_counter() - started, 3)}
