@@ -35,11 +35,10 @@ def cmd_encode(args) -> int:
 
         layers = trace_torchvision(args.torchvision, args.input_shape or ZOO_INPUT_SHAPE)
     else:
-        from .search_space import Genome, build_network
-
-        genome = Genome.from_json(Path(args.genome).read_text())
+        space = _space(args.space)
+        genome = _read_arch(space, args.genome)
         shape = args.input_shape or (3, 32, 32)
-        layers = trace(build_network(genome, in_channels=shape[0], num_classes=args.num_classes), shape)
+        layers = trace(space.build_network(genome, in_channels=shape[0], num_classes=args.num_classes), shape)
     for layer in layers:
         if args.types:
             print(layer.type)
@@ -50,11 +49,40 @@ def cmd_encode(args) -> int:
     return 0
 
 
-def cmd_sample_genome(args) -> int:
-    from .search_space import sample_genome
+def _space(name: str):
+    """The search space named on the command line (blocks: the default limits)."""
+    from .search_space_protocol import create_space
 
-    genome = sample_genome(args.seed, min_blocks=args.min_blocks, max_blocks=args.max_blocks)
-    print(json.dumps(genome.to_list(), indent=None if args.compact else 1))
+    return create_space(name)
+
+
+def _read_arch(space, text: str):
+    """An architecture from a file (JSON, or the space's own text) or from the argument itself
+    (a NAS-Bench-201 string, say); the space's error names what is wrong."""
+    path = Path(text)
+    if len(text) < 4096 and path.is_file():
+        text = path.read_text().strip()
+    elif space.name == "blocks":
+        raise FileNotFoundError(f"genome file {text!r} does not exist")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    return space.load(value)
+
+
+def cmd_sample_genome(args) -> int:
+    if args.space == "blocks":
+        from .search_space import sample_genome
+
+        genome = sample_genome(args.seed, min_blocks=args.min_blocks, max_blocks=args.max_blocks)
+        print(json.dumps(genome.to_list(), indent=None if args.compact else 1))
+        return 0
+    import random
+
+    space = _space(args.space)
+    value = space.dump(space.sample(random.Random(args.seed)))
+    print(value if isinstance(value, str) else json.dumps(value, indent=None if args.compact else 1))
     return 0
 
 
@@ -132,13 +160,15 @@ def cmd_reconstruct(args) -> int:
     from transformers import pipeline
 
     from .default_model import DEFAULT_MODEL
-    from .search_space import Genome
 
-    genome = Genome.from_json(Path(args.genome).read_text())
+    space = _space(args.space)
+    genome = _read_arch(space, args.genome)
     reconstruct = pipeline("nas-reconstruction", model=args.model or DEFAULT_MODEL)
-    result = reconstruct(genome, mask_rate=args.mask_rate, seed=args.seed, image_size=args.image_size,
-                         in_channels=args.in_channels)
-    print(json.dumps(result if args.details else result["genome"], indent=None if args.compact else 1))
+    extra = {} if space.name == "blocks" else {"space": space, "num_classes": args.num_classes}
+    result = reconstruct(genome if space.name == "blocks" else space.dump(genome), mask_rate=args.mask_rate,
+                         seed=args.seed, image_size=args.image_size, in_channels=args.in_channels, **extra)
+    out = result if args.details else result["genome"]
+    print(out if isinstance(out, str) else json.dumps(out, indent=None if args.compact else 1))
     return 0
 
 
@@ -150,12 +180,19 @@ def cmd_search(args) -> int:
     overrides = {"output_dir": args.output_dir, "seed": args.seed, "use_gpt": args.use_gpt, "strategy": args.strategy,
                  "model": args.model, "generations": args.generations, "population_size": args.population_size,
                  "dataset": args.dataset, "log_with": args.log_with, "max_params": args.max_params,
-                 "max_macs": args.max_macs, "max_latency_ms": args.max_latency_ms}  # all recorded with the run
+                 "max_macs": args.max_macs, "max_latency_ms": args.max_latency_ms,
+                 "max_queries": args.max_queries}  # all recorded with the run
+    if args.table is not None:  # the recipe's fitness section, another table of the same format
+        from .recipe_config import read_recipe
+
+        overrides["fitness"] = {**(read_recipe(args.recipe).get("fitness") or {}), "table": args.table}
     config = SearchConfig.from_yaml(args.recipe, **overrides)
-    result = NASSearcher(config).run(resume=args.resume)
+    searcher = NASSearcher(config)
+    result = searcher.run(resume=args.resume)
     if PartialState().is_main_process:
         print(json.dumps({"best_fitness": result.best_fitness, "evaluations": result.evaluations,
-                          "output_dir": str(result.output_dir), "best_genome": result.best_genome.to_list()}))
+                          "output_dir": str(result.output_dir),
+                          "best_genome": searcher.space.dump(result.best_genome)}))
     return 0
 
 
@@ -221,7 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("encode", help="print a network's layers as Table-1 text")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--torchvision", metavar="NAME", help="a torchvision classifier, e.g. resnet18 (weights=None)")
-    src.add_argument("--genome", metavar="FILE.json", help="a genome of the block search space")
+    src.add_argument("--genome", metavar="GENOME", help="a genome of the block search space (a JSON file), or with "
+                     "--space an architecture of that space (a file, or the text itself: a NAS-Bench-201 string)")
+    p.add_argument("--space", default="blocks", help="the search space of --genome: blocks (default), nas-bench-201")
     p.add_argument("--input-shape", type=_shape, default=None, help="C,H,W (default 3,224,224 for torchvision, 3,32,32 for a genome)")
     p.add_argument("--num-classes", type=int, default=10, help="classes of a genome's head")
     show = p.add_mutually_exclusive_group()
@@ -229,8 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--blocks", action="store_true", help="prefix each line with the layer's block label")
     p.set_defaults(func=cmd_encode)
 
-    p = sub.add_parser("sample-genome", help="print a random genome as JSON")
+    p = sub.add_parser("sample-genome", help="print a random genome as JSON (or a NAS-Bench-201 string)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--space", default="blocks", help="blocks (default) or nas-bench-201")
     p.add_argument("--min-blocks", type=int, default=10)
     p.add_argument("--max-blocks", type=int, default=20)
     p.add_argument("--compact", action="store_true", help="one line")
@@ -273,7 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_package_model)
 
     p = sub.add_parser("reconstruct", help="rebuild a genome with the architecture GPT (Algorithm 1); prints JSON")
-    p.add_argument("genome", help="a genome JSON file")
+    p.add_argument("genome", help="a genome JSON file (or, with --space, an architecture of that space or its file)")
+    p.add_argument("--space", default="blocks", help="blocks (default) or nas-bench-201")
+    p.add_argument("--num-classes", type=int, default=10, help="classes of the network's head (spaces but blocks)")
     p.add_argument("--mask-rate", type=float, default=DEFAULT_INITIAL_MASK_RATE)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default=None, help="architecture GPT checkpoint (default: the shipped one)")
@@ -290,7 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default=None)
     p.add_argument("--resume", action="store_true", help="carry on from the output directory's state")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--strategy", default=None, help="ga or random")
+    p.add_argument("--strategy", default=None, help="ga, random or rea (regularized evolution)")
+    p.add_argument("--table", default=None, metavar="PATH", help="overrides the recipe's fitness table (CSV or "
+                   "parquet with the recipe's arch and metric columns), e.g. a CIFAR-100 table of NAS-Bench-201")
+    p.add_argument("--max-queries", type=int, default=None, help="stop after this many distinct architectures")
     p.add_argument("--use-gpt", type=_bool, default=None, help="true or false")
     p.add_argument("--model", default=None, help="architecture GPT checkpoint (default: the shipped one)")
     p.add_argument("--generations", type=int, default=None)
@@ -351,8 +396,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """What a user's mistake raises (module doc); anything else is a bug."""
     from huggingface_hub.errors import HTTPError as HubHTTPError
 
+    from .search.table_fitness import ArchitectureNotInTableError
+
     return (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
-            ConnectionError, TimeoutError, HubHTTPError)
+            ArchitectureNotInTableError, ConnectionError, TimeoutError, HubHTTPError)
 
 
 def _one_line(err: BaseException, secrets: list[str]) -> str:

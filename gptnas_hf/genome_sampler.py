@@ -122,6 +122,23 @@ DEFAULT_WIDTHS = (16, 32, 64, 128)
 DEFAULT_MAX_DOWNSAMPLES = 4
 
 
+def check_limits(min_blocks, max_blocks, widths, max_downsamples, kinds) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """The search's genome limits checked (a ValueError naming the bad one); returns the widths
+    and the kinds (without repeats) as tuples."""
+    if not (_is_int(min_blocks) and _is_int(max_blocks) and 1 <= min_blocks <= max_blocks):
+        raise ValueError(f"need ints 1 <= min_blocks <= max_blocks, got {min_blocks!r}, {max_blocks!r}")
+    widths = tuple(widths)
+    if not widths or not all(_is_int(w) and 1 <= w <= MAX_WIDTH for w in widths):
+        raise ValueError(f"widths must be a non-empty list of ints in 1..{MAX_WIDTH}, got {widths!r}")
+    if not _is_int(max_downsamples) or max_downsamples < 0:
+        raise ValueError(f"max_downsamples must be a non-negative int, got {max_downsamples!r}")
+    kinds = tuple(dict.fromkeys(kinds))
+    unknown = [k for k in kinds if k not in KIND_PARAMS]
+    if not kinds or unknown:
+        raise ValueError(f"kinds must be a non-empty subset of {list(BLOCK_LABELS)}; unknown: {unknown}")
+    return widths, kinds
+
+
 def sample_genome(
     seed_or_rng=None,
     min_blocks: int = DEFAULT_MIN_BLOCKS,
@@ -141,17 +158,7 @@ def sample_genome(
     kind in ``kinds`` is reachable.
     """
     rng = _as_rng(seed_or_rng)
-    kinds = tuple(dict.fromkeys(kinds))
-    unknown = [k for k in kinds if k not in KIND_PARAMS]
-    if not kinds or unknown:
-        raise ValueError(f"kinds must be a non-empty subset of {BLOCK_LABELS}, got unknown {unknown}")
-    if not (_is_int(min_blocks) and _is_int(max_blocks) and 1 <= min_blocks <= max_blocks):
-        raise ValueError(f"need 1 <= min_blocks <= max_blocks, got {min_blocks}, {max_blocks}")
-    widths = tuple(widths)
-    if not widths or not all(_is_int(w) and 1 <= w <= MAX_WIDTH for w in widths):
-        raise ValueError(f"widths must be positive ints <= {MAX_WIDTH}, got {widths}")
-    if not _is_int(max_downsamples) or max_downsamples < 0:
-        raise ValueError(f"max_downsamples must be a non-negative int, got {max_downsamples!r}")
+    widths, kinds = check_limits(min_blocks, max_blocks, widths, max_downsamples, kinds)
 
     n = rng.randint(min_blocks, max_blocks)
     n_down = min(n, rng.randint(min(1, max_downsamples), max_downsamples))

@@ -131,7 +131,7 @@ def test_mutation_alter_changes_kind_width_or_stride(parents):
     for _ in range(500):
         parent = rng.choice(parents)
         blocks = parent.to_list()
-        assert ga._mutate_alter(blocks, rng)
+        assert ga.space._mutate_alter(blocks, rng)
         diff = [(a, b) for a, b in zip(parent, blocks) if a != b]
         assert len(diff) == 1
         (a, b), = diff
@@ -147,14 +147,14 @@ def test_mutation_add_fits_width_to_neighbours():
     base = Genome([make_block("Conv", 16 * 2 ** (i // 3), 1) for i in range(10)])  # widths 16,16,16,32,...
     for _ in range(200):
         blocks = base.to_list()
-        assert ga._mutate_add(blocks, rng)
+        assert ga.space._mutate_add(blocks, rng)
         i = next(i for i, b in enumerate(blocks) if b["kind"] != "Conv")
         incoming = blocks[i - 1]["width"] if i > 0 else blocks[i + 1]["width"]
         assert blocks[i]["width"] == incoming  # width-preserving kinds take the incoming width
     ga = GeneticAlgorithm(widths=(16, 32, 64, 128), kinds=("BasicBlock",))
     for _ in range(200):
         blocks = base.to_list()
-        assert ga._mutate_add(blocks, rng)
+        assert ga.space._mutate_add(blocks, rng)
         new = next(i for i, b in enumerate(blocks) if b["kind"] == "BasicBlock")
         near = [blocks[j]["width"] for j in (new - 1, new + 1) if 0 <= j < len(blocks)]
         assert min(near) <= blocks[new]["width"] <= max(near)

@@ -56,17 +56,22 @@ class AdaptationConfig:
             raise ValueError(f"gpt_adaptation.lr must be positive, got {self.lr!r}")
 
 
-def genome_rows(genomes, in_channels: int, num_classes: int, image_size: int) -> list[dict]:
-    """Corpus rows (types, blocks, block_index) of genomes' networks, traced at the data's size."""
+def genome_rows(genomes, in_channels: int, num_classes: int, image_size: int, space=None) -> list[dict]:
+    """Corpus rows (types, blocks, block_index) of genomes' networks (of ``space``, default the
+    block genome), traced at the data's size."""
     from ..corpora.common import architecture_row
     from ..encoding import trace_factory
     from ..search_space import Genome, GenomeNetwork
 
     rows = []
     for i, genome in enumerate(genomes):
-        genome = Genome.from_json(genome)
-        layers = trace_factory(lambda: GenomeNetwork(genome, in_channels, num_classes, init_weights=False),
-                               (in_channels, image_size, image_size))
+        if space is None:
+            genome = Genome.from_json(genome)
+            factory = lambda: GenomeNetwork(genome, in_channels, num_classes, init_weights=False)  # noqa: E731
+        else:
+            genome = space.load(genome)
+            factory = lambda: space.build_network(genome, in_channels, num_classes)  # noqa: E731
+        layers = trace_factory(factory, (in_channels, image_size, image_size))
         rows.append(architecture_row(f"search-{i}", "search", layers))
     return rows
 
@@ -113,12 +118,15 @@ def top_genomes(records: list[dict], fraction: float) -> list:
 class GPTAdapter:
     """Fine-tunes the pipeline's model in place, each time from the pretrained weights."""
 
-    def __init__(self, pipeline, config: AdaptationConfig, data_shape: tuple[int, int, int]):
+    def __init__(self, pipeline, config: AdaptationConfig, data_shape: tuple[int, int, int], space=None):
         import copy
+
+        from ..space_blocks import BlockSpace
 
         self.pipeline = copy.copy(pipeline)  # the caller's pipeline (and model) stay untouched
         self.pipeline.model = copy.deepcopy(pipeline.model)
         self.config = config
+        self.space = None if isinstance(space, BlockSpace) else space  # None: the block genome
         self.in_channels, self.num_classes, self.image_size = data_shape
         self.pretrained = {k: v.detach().clone() for k, v in pipeline.model.state_dict().items()}
         self._replay: list[dict] | None = None
@@ -133,8 +141,8 @@ class GPTAdapter:
         started = time.perf_counter()
         model, tokenizer, cfg = self.pipeline.model, self.pipeline.tokenizer, self.config
         genomes = top_genomes(records, cfg.top_fraction)
-        own = _windows(genome_rows(genomes, self.in_channels, self.num_classes, self.image_size), tokenizer,
-                       model.config)
+        own = _windows(genome_rows(genomes, self.in_channels, self.num_classes, self.image_size, self.space),
+                       tokenizer, model.config)
         if self._replay is None:
             self._replay = _windows(list(_replay_rows(self.image_size)), tokenizer, model.config) if cfg.replay else []
         replay = self._replay
@@ -157,7 +165,8 @@ class GPTAdapter:
             model.eval()
         return {"genomes": len(genomes), "windows": len(own), "replay_windows": len(replay), "steps": cfg.steps,
                 "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-                "seconds": round(time.perf_counter() - started, 3), "top_hashes": [_hash(g) for g in genomes]}
+                "seconds": round(time.perf_counter() - started, 3),
+                "top_hashes": [_hash(g, self.space) for g in genomes]}
 
     def save(self, run_dir: Path, generation: int, summary: dict) -> Path:
         """The adapted weights, tokenizer and ``adaptation.json``, replaced atomically."""
@@ -178,7 +187,7 @@ class GPTAdapter:
         return out
 
 
-def _hash(genome) -> str:
+def _hash(genome, space=None) -> str:
     from ..search_space import Genome
 
-    return Genome.from_json(genome).hash()
+    return Genome.from_json(genome).hash() if space is None else space.hash(space.load(genome))

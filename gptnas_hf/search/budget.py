@@ -37,10 +37,12 @@ LATENCY_WARMUP = 2
 LATENCY_REPEATS = 7
 
 
-def measure_latency_ms(genome, in_channels: int, num_classes: int, image_size: int, device="cpu") -> float:
-    """Median milliseconds of one forward pass of one image (eval mode, no grad) on ``device``."""
+def measure_latency_ms(genome, in_channels: int, num_classes: int, image_size: int, device="cpu",
+                       build=None) -> float:
+    """Median milliseconds of one forward pass of one image (eval mode, no grad) on ``device``;
+    ``build(genome, in_channels, num_classes)`` makes another space's network."""
     device = torch.device(device)
-    network = build_network(genome, in_channels=in_channels, num_classes=num_classes).to(device).eval()
+    network = (build or _build_genome)(genome, in_channels, num_classes).to(device).eval()
     image = torch.randn(1, in_channels, image_size, image_size, device=device)
     times = []
     with torch.inference_mode():
@@ -56,6 +58,10 @@ def measure_latency_ms(genome, in_channels: int, num_classes: int, image_size: i
     return float(statistics.median(times))
 
 
+def _build_genome(genome, in_channels: int, num_classes: int):
+    return build_network(genome, in_channels=in_channels, num_classes=num_classes)
+
+
 @dataclass(frozen=True)
 class SearchBudget:
     """The limits of a search and the data shape they are measured at."""
@@ -69,14 +75,15 @@ class SearchBudget:
     image_size: int = 32
     device: str = "cpu"
     setting: str = "the recipe's max_params / max_macs / max_activations / max_latency_ms"
+    build: object = None  # (arch, in_channels, num_classes) -> network of another space; None: the block genome
 
     def measure(self, genome) -> dict:
         """``parameters``, ``macs``, ``activations`` and, when ``max_latency_ms`` is set, ``latency_ms``."""
-        size = measure_genome(genome, self.in_channels, self.num_classes, self.image_size)
+        size = measure_genome(genome, self.in_channels, self.num_classes, self.image_size, build=self.build)
         out = {"parameters": size.parameters, "macs": size.macs, "activations": size.activations}
         if self.max_latency_ms is not None:
             out["latency_ms"] = round(measure_latency_ms(genome, self.in_channels, self.num_classes, self.image_size,
-                                                         self.device), 4)
+                                                         self.device, build=self.build), 4)
         return out
 
     def problem(self, measured: dict) -> str:

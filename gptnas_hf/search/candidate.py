@@ -24,24 +24,28 @@ def seed_for(*parts) -> int:
     return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:4], "little")
 
 
-def candidate_seed(run_seed: int, genome) -> int:
-    """The seed of ``genome``'s weights and batches in a run seeded ``run_seed``."""
-    return seed_for(run_seed, Genome.from_json(genome).hash())
+def candidate_seed(run_seed: int, genome, space=None) -> int:
+    """The seed of ``genome``'s weights and batches in a run seeded ``run_seed`` (``space``: its
+    search space, default the block genome)."""
+    if space is None:
+        return seed_for(run_seed, Genome.from_json(genome).hash())
+    return seed_for(run_seed, space.hash(space.load(genome)))
 
 
 def evaluate_candidate(genome, data, config, *, run_seed: int = 0, predicted_blocks: Sequence[int] = (),
-                       seed: int | None = None, accelerator=None) -> dict:
-    """Build ``genome``'s network seeded by :func:`candidate_seed` (or ``seed``, when the caller
-    derived it already) and train and score it on ``data`` with ``config`` (an ``EvalConfig``):
+                       seed: int | None = None, accelerator=None, space=None) -> dict:
+    """Build ``genome``'s network (of ``space``, default the block genome) seeded by
+    :func:`candidate_seed` (or ``seed``, when the caller derived it already) and train and score it on ``data`` with ``config`` (an ``EvalConfig``):
     fitness, top-5, parameters, trainable parameters, the resolved train scope, status and
     reason, images/s, the layout used (``channels_last``), threads and seconds."""
     from ..evaluation import evaluate_network
 
     started = time.perf_counter()
-    genome = Genome.from_json(genome)
-    seed = candidate_seed(run_seed, genome) if seed is None else int(seed)
+    genome = Genome.from_json(genome) if space is None else space.load(genome)
+    seed = candidate_seed(run_seed, genome, space) if seed is None else int(seed)
     torch.manual_seed(seed)
-    network = build_network(genome, in_channels=data.channels, num_classes=data.num_classes)
+    build = build_network if space is None else space.build_network
+    network = build(genome, in_channels=data.channels, num_classes=data.num_classes)
     result = evaluate_network(network, data, dataclasses.replace(config, seed=seed),
                               predicted_blocks=list(predicted_blocks), accelerator=accelerator)
     return {"fitness": result.fitness, "top5": result.top5, "parameters": count_parameters(network),

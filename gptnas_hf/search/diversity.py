@@ -23,11 +23,13 @@ def edit_distance(a: list[str], b: list[str]) -> int:
     return previous[-1]
 
 
-def population_diversity(genomes) -> dict:
-    """``{"edit_distance": ..., "kinds_per_position": ...}`` of a list of genomes (see module doc)."""
+def population_diversity(genomes, tokens=None) -> dict:
+    """``{"edit_distance": ..., "kinds_per_position": ...}`` of a list of genomes (see module doc);
+    ``tokens(arch)`` reads another search space's architectures as symbol sequences (its
+    ``SearchSpace.tokens``: NAS-Bench-201's six edge ops), by default a block genome's kinds."""
     from ..search_space import Genome
 
-    kinds = [Genome.from_json(g).kinds for g in genomes]
+    kinds = [list(tokens(g)) if tokens is not None else Genome.from_json(g).kinds for g in genomes]
     pairs = list(combinations(kinds, 2))
     depth = min((len(k) for k in kinds), default=0)
     return {

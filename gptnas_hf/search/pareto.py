@@ -88,13 +88,15 @@ def pick_record(records: list[dict], spec: str = "best") -> dict:
     return most_accurate(rows)
 
 
-def pick_genome(best, records: list[dict], spec: str = "best"):
-    """The run's ``best`` genome (``best_genome.json``), or the one ``spec`` chooses among its records."""
+def pick_genome(best, records: list[dict], spec: str = "best", space=None):
+    """The run's ``best`` genome (``best_genome.json``), or the one ``spec`` chooses among its
+    records (read by ``space``, default the block genome)."""
     from ..search_space import Genome
 
     if parse_pick(spec)[0] == "best":
         return best
-    return Genome.from_json(pick_record(records, spec)["genome"])
+    chosen = pick_record(records, spec)["genome"]
+    return Genome.from_json(chosen) if space is None else space.load(chosen)
 
 
 def plot_pareto(records: list[dict], path: Path, title: str, limits: dict | None = None) -> None:
@@ -141,6 +143,7 @@ def front_table(records: list[dict], cost: str, limit: int = 12) -> list[str]:
         step = (len(front) - 1) / (limit - 1)
         front = [front[round(i * step)] for i in range(limit)]
     lines = [f"| {COSTS[cost]} | validation top-1 | genome | blocks | rebuilt |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {r[cost]:,} | {r['fitness']:.4f} | `{r['hash'][:10]}` | {len(r['genome'])} | "
+    lines += [f"| {r[cost]:,} | {r['fitness']:.4f} | `{r['hash'][:10]}` | "
+              f"{len(r['genome']) if isinstance(r['genome'], list) else '-'} | "
               f"{'yes' if r.get('reconstructed') else ''} |" for r in front]
     return lines

@@ -8,6 +8,8 @@ with the settings and data that training used (:func:`write_final_training`)."""
 
 from __future__ import annotations
 
+import json
+
 import time
 from pathlib import Path
 
@@ -67,6 +69,12 @@ FINAL_TRAINING = "## Final training"
 def _data_line(data: dict | None, dataset) -> list[str]:
     if not data:
         return []
+    if "table" in data:  # fitness looked up in a table
+        table = data["table"]
+        return [f"- fitness: looked up in `{table['path']}` (`{table['metric_column']}` of {table['architectures']:,} "
+                f"architectures, {table['min']:.2f} to {table['max']:.2f}; fitness = value x {table['scale']}), "
+                f"networks read at {data['in_channels']}x{data['image_size']}x{data['image_size']} with "
+                f"{data['num_classes']} classes"]
     line = (f"- data: {dataset}, {data['num_classes']} classes, {data['channels']}x{data['image_size']}x"
             f"{data['image_size']} input, {data.get('train', '?')} training / {data.get('val', '?')} validation / "
             f"{data.get('test', '?')} test images")
@@ -74,17 +82,25 @@ def _data_line(data: dict | None, dataset) -> list[str]:
 
 
 def write_reports(output_dir: Path, config, state: dict, population, records: list[dict],
-                  data: dict | None = None) -> None:
-    """``data``: the searched data's ``describe()`` plus its split sizes (``train``, ``val``, ``test``)."""
-    best = max(population, key=lambda ind: ind.fitness)
-    best_record = next((r for r in records if r["hash"] == best.genome.hash()), {})
+                  data: dict | None = None, space=None, best=None) -> None:
+    """``data``: the searched data's ``describe()`` plus its split sizes (``train``, ``val``, ``test``),
+    or the fitness table's; ``space``: the search space (default the block genome); ``best``: the
+    run's best individual (default the population's fittest)."""
+    from ..space_blocks import BlockSpace
+
+    space = space or BlockSpace()
+    best = best or max(population, key=lambda ind: ind.fitness)
+    best_hash = space.hash(best.genome)
+    best_record = next((r for r in records if r["hash"] == best_hash), {})
     run = RunDirectory(output_dir)
-    run.write_best_genome(best.genome)
-    strategy = config.strategy.upper() if config.strategy == "ga" else config.strategy.capitalize()
+    run.write_best_genome(best.genome, space)
+    strategy = config.strategy.upper() if config.strategy in ("ga", "rea") else config.strategy.capitalize()
     setting = f"{strategy}{'+GPT' if config.use_gpt else ''}"
-    plot_progress(state["history"], records, run.progress_plot_path, f"{setting} on {config.dataset}")
-    limits = {"parameters": config.max_params, "macs": config.max_macs}
-    plot_pareto(records, run.pareto_plot_path, f"{setting} on {config.dataset}: accuracy against cost", limits)
+    table = data.get("table") if data else None
+    searched = f"{space.name} ({Path(table['path']).name})" if table else config.dataset
+    plot_progress(state["history"], records, run.progress_plot_path, f"{setting} on {searched}")
+    limits = {"parameters": config.max_params, "macs": config.max_macs} if not table else {}
+    plot_pareto(records, run.pareto_plot_path, f"{setting} on {searched}: accuracy against cost", limits)
     repaired = [r for r in records if r.get("budget_repair") or r.get("gpt_budget_repair") or r.get("gpt_over_budget")]
     failures = [r for r in records if r["status"] not in ("ok", "prefiltered")]
     prefiltered = sum(r["status"] == "prefiltered" for r in records)
@@ -92,7 +108,7 @@ def write_reports(output_dir: Path, config, state: dict, population, records: li
     if elapsed is None:  # a state written before the searcher kept its wall seconds
         elapsed = time.time() - state.get("started", time.time())
     lines = [
-        f"# Search report: {setting} on {config.dataset}",
+        f"# Search report: {setting} on {searched}",
         "",
         f"- status: {'finished' if state['phase'] == 'done' else 'running, generation ' + str(state['generation'])}",
         *_data_line(data, config.dataset),
@@ -102,10 +118,13 @@ def write_reports(output_dir: Path, config, state: dict, population, records: li
         f"{len(failures)} failed"
         + (f", {prefiltered} left untrained by the {config.prefilter} pre-filter" if prefiltered else "")
         + f"), {sum(r['seconds'] for r in records):.0f} s of training, {elapsed:.0f} s wall",
-        f"- best validation top-1: **{best.fitness:.4f}** ({best_record.get('parameters', 0):,} parameters, "
-        + (f"{best_record['macs']:,} MACs, " if best_record.get("macs") is not None else "")
-        + f"{len(best.genome)} blocks)",
-        _budget_line(config, repaired),
+        (f"- best {data['table']['metric_column']}: **{best_record.get('metric', best.fitness)}** (fitness "
+         f"{best.fitness:.4f}, {best_record.get('parameters', 0):,} parameters): `{space.describe(best.genome)}`"
+         if data and "table" in data else
+         f"- best validation top-1: **{best.fitness:.4f}** ({best_record.get('parameters', 0):,} parameters, "
+         + (f"{best_record['macs']:,} MACs, " if best_record.get("macs") is not None else "")
+         + (f"{len(best.genome)} blocks)" if isinstance(space, BlockSpace) else f"`{space.describe(best.genome)}`)")),
+        *([] if table else [_budget_line(config, repaired)]),
         "",
         "## Generations",
         "",
@@ -126,7 +145,8 @@ def write_reports(output_dir: Path, config, state: dict, population, records: li
     for cost in COSTS:
         if any(r.get(cost) is not None for r in trained(records)):
             lines += front_table(records, cost) + [""]
-    lines += ["![pareto](pareto.png)", "", "## Best genome", "", "```json", best.genome.to_json(indent=1), "```"]
+    lines += ["![pareto](pareto.png)", "", "## Best genome", "", "```json",
+              json.dumps(space.dump(best.genome), indent=1), "```"]
     if failures:
         lines += ["", "## Failed candidates", ""]
         lines += [f"- `{r['hash'][:10]}`: {r['status']}: {r['reason']}" for r in failures]

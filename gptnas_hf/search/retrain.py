@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..recipe_config import RecipeError, read_recipe, retrain_config, retrain_data_settings
-from ..search_space import build_network, count_parameters
+from ..search_space import count_parameters
 from .run_directory import RunDirectory
 
 
@@ -33,12 +33,15 @@ def retrain_run(run_dir: str | Path, dataset=None, recipe: str | Path | None = N
     from ..data import load_image_data
     from ..evaluation import retrain_network
 
+    from .searcher import make_space
+
     run = RunDirectory(run_dir)
     config, genome, state = run.load()
+    space = make_space(config)
     if pick != "best":
         from .pareto import pick_genome
 
-        genome = pick_genome(genome, run.read_records(state.get("evaluation_key")), pick)
+        genome = pick_genome(genome, run.read_records(state.get("evaluation_key")), pick, space)
     if recipe is not None:
         section, where = read_recipe(recipe).get("retrain") or {}, f"recipe {str(recipe)!r}"
     else:
@@ -62,12 +65,12 @@ def retrain_run(run_dir: str | Path, dataset=None, recipe: str | Path | None = N
         data = dataclasses.replace(data, mean=torch.tensor(searched["mean"], dtype=torch.float32),
                                    std=torch.tensor(searched["std"], dtype=torch.float32))
     torch.manual_seed(config.seed)
-    network = build_network(genome, in_channels=data.channels, num_classes=data.num_classes)
+    network = space.build_network(genome, in_channels=data.channels, num_classes=data.num_classes)
     result = retrain_network(network, data, retrain_config_)
     save_file({k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}, str(run.retrained_weights_path))
     train_images = len(data.train_y) + (len(data.val_y) if retrain_config_.use_val else 0)
     summary = {
-        "genome_hash": genome.hash(), "pick": pick, "test_top1": result.test_top1, "test_top5": result.test_top5,
+        "genome_hash": space.hash(genome), "pick": pick, "test_top1": result.test_top1, "test_top5": result.test_top5,
         "parameters": count_parameters(network), "epochs": retrain_config_.epochs, "dataset": str(config.dataset),
         "use_val": retrain_config_.use_val, "settings_from": where,
         "settings": {k: v for k, v in dataclasses.asdict(retrain_config_).items() if k != "progress"},

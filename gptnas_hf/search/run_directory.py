@@ -222,13 +222,24 @@ class RunDirectory:
     def write_data(self, described: dict) -> None:
         atomic_write(self.data_path, json.dumps(described, indent=1))
 
-    def read_best_genome(self) -> Genome:
+    def read_best_genome(self, space=None):
+        """The best architecture (of ``space``, default the block genome)."""
         if not self.best_genome_path.is_file():
             raise FileNotFoundError(f"run {str(self.path)!r} has no best genome yet (no generation has finished)")
-        return Genome.from_json(self.best_genome_path.read_text())
+        text = self.best_genome_path.read_text()
+        if space is None:
+            return Genome.from_json(text)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{self.best_genome_path} is not valid JSON ({err})") from None
+        return space.load(value)
 
-    def write_best_genome(self, genome: Genome) -> None:
-        atomic_write(self.best_genome_path, genome.to_json(indent=1) + "\n")
+    def write_best_genome(self, genome, space=None) -> None:
+        if space is None:
+            atomic_write(self.best_genome_path, Genome.from_json(genome).to_json(indent=1) + "\n")
+        else:
+            atomic_write(self.best_genome_path, json.dumps(space.dump(genome), indent=1) + "\n")
 
     def read_retrain(self) -> dict | None:
         """``retrain.json`` (None before a final training)."""
@@ -251,7 +262,7 @@ class RunDirectory:
 
     # -- the whole run -----------------------------------------------------------------------
     def load(self):
-        """``(SearchConfig, best Genome, state)`` of a finished or running search, with clear
+        """``(SearchConfig, best architecture, state)`` of a finished or running search, with clear
         errors (no directory, no state, no best genome yet, settings that no longer parse). The
         ``retrain`` section comes back as recorded, unchecked (``retrain_run`` checks it)."""
         from ..recipe_config import RecipeError
@@ -261,8 +272,9 @@ class RunDirectory:
             raise FileNotFoundError(f"run directory {str(self.path)!r} does not exist")
         if not self.has_state():
             raise FileNotFoundError(f"{str(self.path)!r} is not a search run: it has no {self.STATE}")
+        from .searcher import make_space
+
         state = self.read_state()
-        genome = self.read_best_genome()
         settings = dict(state["config"])
         retrain = settings.pop("retrain", {})
         try:
@@ -270,4 +282,5 @@ class RunDirectory:
         except RecipeError as err:
             raise RecipeError(f"{self.state_path}: {err}") from None
         config.retrain = retrain if isinstance(retrain, dict) else {}
+        genome = self.read_best_genome(None if config.space == "blocks" else make_space(config))
         return config, genome, state

@@ -59,16 +59,21 @@ from ..recipe_config import (NON_NEGATIVE, POSITIVE, UNIT, RecipeError, check_fi
 from ..mask_schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
 from ..search_space import (DEFAULT_MAX_BLOCKS, DEFAULT_MAX_DOWNSAMPLES, DEFAULT_MIN_BLOCKS, DEFAULT_WIDTHS, MAX_WIDTH,
                             Genome)
+from ..search_space_protocol import SearchSpace, create_space, space_names
+from ..space_blocks import BlockSpace
 from .budget import SearchBudget, repair
 from .candidate import candidate_seed, evaluate_candidate, seed_for
 from .diversity import population_diversity
 from .run_directory import RunDirectory
-from .strategies import (DEFAULT_CROSSOVER_RATE, DEFAULT_MUTATION_RATE, DEFAULT_POPULATION_SIZE, STRATEGIES, Individual,
-                         create_strategy)
+from .strategies import (DEFAULT_CROSSOVER_RATE, DEFAULT_MUTATION_RATE, DEFAULT_POPULATION_SIZE, Individual,
+                         create_strategy, strategy_names)
 from .tracking import SearchTracker
 from .workers import CandidatePool, resolve_threads, resolve_workers, torch_threads
 
 REDRAWS = 5  # new draws for a proposal that repair cannot bring within the budget
+#: the report and plots are rewritten after a generation at most this often (and when the search ends):
+#: a table lookup makes a generation take milliseconds, the plots a second
+REPORT_EVERY_S = 10.0
 
 #: settings read under their old names (recipes and run states written before the rename)
 RENAMED = {"max_parameters": "max_params"}
@@ -86,15 +91,24 @@ SEARCH_CHECKS = {
     "max_params": POSITIVE, "max_activations": POSITIVE, "max_macs": POSITIVE,
     "max_latency_ms": (lambda v: v > 0, "a positive number of milliseconds"), "min_val_images": POSITIVE,
     "workers": POSITIVE, "threads": POSITIVE,
-    "strategy": (lambda v: v in STRATEGIES, "a registered strategy (ga, random, ...)"),
+    "strategy": (lambda v: v in strategy_names(), "a registered strategy (ga, random, rea, ...)"),
+    "space": (lambda v: v in space_names(), "a registered search space (blocks, nas-bench-201, ...)"),
+    "max_queries": POSITIVE,
+    "reconstruction_scorer": (lambda v: v in RECONSTRUCTION_SCORERS, "'gpt' or 'parameters'"),
 }
+
+#: what rates a masked unit's alternatives in a space other than the block genome: the GPT's mean
+#: log-likelihood of the network, or (a control that lacks only the GPT's knowledge) its size
+RECONSTRUCTION_SCORERS = ("gpt", "parameters")
 
 
 @dataclass
 class SearchConfig:
     """Every knob of a search; defaults are the paper's (section 4.3)."""
 
-    strategy: str = "ga"  # "ga" | "random" | any registered strategy
+    strategy: str = "ga"  # "ga" | "random" | "rea" | any registered strategy
+    strategy_options: dict = field(default_factory=dict)  # more arguments of the strategy (rea: sample_size, ...)
+    space: str = "blocks"  # the search space: "blocks" (the paper's) | "nas-bench-201" | any registered space
     population_size: int = DEFAULT_POPULATION_SIZE
     generations: int = 20  # offspring generations after the initial population (Eq. 3's T)
     crossover_rate: float = DEFAULT_CROSSOVER_RATE
@@ -110,6 +124,7 @@ class SearchConfig:
     reconstruction_method: str = "likelihood"  # the pipeline's method: "likelihood" | "predict" (the paper's)
     reconstruction_sampling: bool = False  # sample the new blocks (at reconstruction_temperature) instead of greedy
     reconstruction_temperature: float = 1.0
+    reconstruction_scorer: str = "gpt"  # spaces other than blocks: "gpt" | "parameters" (the size-prior control)
     gpt_adaptation: dict | None = None  # fine-tune the GPT on the best genomes after each generation (adaptation.py)
     prefilter: str | None = None  # a zero-cost proxy (naswot, synflow, grad_norm) ranking the offspring; None: off
     prefilter_keep: float = 0.5  # the share of each generation's offspring trained when prefilter is on
@@ -129,6 +144,8 @@ class SearchConfig:
     threads: int | None = None  # torch threads per candidate; None: 1 on a CPU, torch's default on a GPU
     log_with: str | list | None = None  # accelerate trackers: tensorboard, wandb, mlflow, trackio, all (search/tracking.py)
     min_val_images: int = 20  # a smaller validation split cannot rank networks: refused
+    fitness: dict | None = None  # look fitness up in a table instead of training (table_fitness.TableFitnessConfig)
+    max_queries: int | None = None  # stop after this many distinct architectures evaluated (None: generations decide)
 
     def __post_init__(self):
         """Every setting checked (types, ranges, nested sections): a RecipeError naming it."""
@@ -146,6 +163,24 @@ class SearchConfig:
             from .adaptation import AdaptationConfig
 
             build(AdaptationConfig, self.gpt_adaptation, "gpt_adaptation")
+        if self.fitness is not None:
+            self.table_config()
+        if self.space != "blocks":
+            if self.prefilter is not None:
+                raise RecipeError(f"prefilter: the zero-cost pre-filter works on the block space only, not {self.space!r}")
+            if self.use_gpt and self.reconstruction_method != "likelihood":
+                raise RecipeError(f"reconstruction_method: the {self.space!r} space is rebuilt by likelihood only")
+        elif self.reconstruction_scorer != "gpt":
+            raise RecipeError("reconstruction_scorer: the block space is rebuilt by the GPT only ('gpt')")
+
+    def table_config(self):
+        """The checked ``fitness`` section (a TableFitnessConfig), or None when candidates train."""
+        if self.fitness is None:
+            return None
+        from ..recipe_config import build
+        from .table_fitness import TableFitnessConfig
+
+        return build(TableFitnessConfig, self.fitness, "fitness")
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides) -> "SearchConfig":
@@ -188,6 +223,14 @@ class SearchResult:
     @property
     def best_fitness(self) -> float:
         return self.best.fitness
+
+
+def make_space(config: SearchConfig) -> SearchSpace:
+    """The run's search space: the block genome within the recipe's limits, or a registered one."""
+    if config.space == "blocks":
+        return BlockSpace(min_blocks=config.min_blocks, max_blocks=config.max_blocks, widths=config.widths,
+                          max_downsamples=config.max_downsamples)
+    return create_space(config.space)
 
 
 def _rng_state(rng: random.Random) -> list:
@@ -264,15 +307,33 @@ class NASSearcher:
         self.config = config
         self.output_dir = Path(output_dir or config.output_dir)
         self.eval_config = eval_config({"progress": False, **config.evaluation})
-        if isinstance(dataset, ImageData):
-            self.data = dataset
+        self.space = make_space(config)
+        self.table = self.table_evaluator = None
+        table = config.table_config()
+        if table is not None:  # fitness is a lookup: no data is loaded, nothing is trained
+            from .table_fitness import FitnessTable, TableEvaluator
+
+            self.data = None
+            self.shape = {"in_channels": table.in_channels, "num_classes": table.num_classes,
+                          "image_size": table.image_size}
+            self.table = FitnessTable.load(Path(table.table).expanduser(), table.arch_column, table.metric,
+                                           space=self.space)
+            self.table_evaluator = TableEvaluator(self.table, self.space, parameters=self._parameters)
+            self.data_fingerprint = self.table.fingerprint()
         else:
-            self.data = load_image_data(config.dataset, seed=config.seed, progress=config.progress, **config.data)
-        self._check_data()
-        self.data_fingerprint = self.data.fingerprint()
-        self.strategy = create_strategy(
-            config.strategy, **self._strategy_kwargs(config)
-        )
+            if isinstance(dataset, ImageData):
+                self.data = dataset
+            else:
+                self.data = load_image_data(config.dataset, seed=config.seed, progress=config.progress, **config.data)
+            self._check_data()
+            self.shape = {"in_channels": self.data.channels, "num_classes": self.data.num_classes,
+                          "image_size": self.data.image_size}
+            self.data_fingerprint = self.data.fingerprint()
+        try:
+            self.strategy = create_strategy(config.strategy, **self._strategy_kwargs(config, self.space))
+        except (TypeError, ValueError) as err:
+            raise RecipeError(f"strategy {config.strategy!r} on the {self.space.name!r} space: {err} "
+                              "(check population_size and strategy_options)") from None
         self.reconstructor = self.adapter = None
         if config.use_gpt:
             self.reconstructor = self._load_pipeline(model or config.model)
@@ -280,16 +341,27 @@ class NASSearcher:
                 from .adaptation import AdaptationConfig, GPTAdapter
 
                 self.adapter = GPTAdapter(self.reconstructor, AdaptationConfig(**config.gpt_adaptation),
-                                          (self.data.channels, self.data.num_classes, self.data.image_size))
+                                          (self.shape["in_channels"], self.shape["num_classes"],
+                                           self.shape["image_size"]), space=self.space)
                 self.reconstructor = self.adapter.pipeline  # its own copy of the model
         self.evaluation_key = self._evaluation_key(model or config.model)
         self._accelerator = None
+        self._queries = 0  # distinct architectures this run has evaluated (max_queries)
+        self._reported = float("-inf")  # when the reports were last written (time.monotonic)
         self._tracker = None  # the experiment trackers of a running search (tracking.py)
         self._pool = None  # the candidate-training processes of a running search (workers.py)
-        self.budget = SearchBudget(
+        self.budget = None if self.table is not None else SearchBudget(
             max_params=config.max_params, max_activations=config.max_activations, max_macs=config.max_macs,
             max_latency_ms=config.max_latency_ms, in_channels=self.data.channels, num_classes=self.data.num_classes,
-            image_size=self.data.image_size, device=str(self._distributed().device))
+            image_size=self.data.image_size, device=str(self._distributed().device),
+            build=None if isinstance(self.space, BlockSpace) else self.space.build_network)
+
+    def _parameters(self, arch) -> int:
+        return self.space.parameters(arch, self.shape["in_channels"], self.shape["num_classes"])
+
+    def _hash(self, arch) -> str:
+        """The run's key of an architecture (a record's ``hash``), from its JSON value or itself."""
+        return self.space.hash(self.space.load(arch))
 
     def _check_data(self) -> None:
         """Refuse data on which fitness cannot rank networks (before anything trains)."""
@@ -307,19 +379,25 @@ class NASSearcher:
 
     def _evaluation_key(self, model) -> str:
         """The hash of everything that decides a candidate's fitness (module doc, "Evaluation cache")."""
+        if self.table is not None:  # a lookup: the table, its columns and the space decide the fitness
+            settings = {"table": self.data_fingerprint, "metric": self.table.metric_column,
+                        "arch_column": self.table.arch_column, "space": self.space.name, "seed": self.config.seed,
+                        "gpt": _checkpoint_id(model) if self.config.use_gpt else None,
+                        "scorer": self.config.reconstruction_scorer}
+            return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
         evaluation = {k: v for k, v in dataclasses.asdict(self.eval_config).items() if k not in ("progress", "seed")}
         settings = {"data": self.data_fingerprint, "evaluation": evaluation, "seed": self.config.seed,
                     "gpt": _checkpoint_id(model) if self.config.use_gpt else None,
                     "budget": [self.config.max_params, self.config.max_activations]
                     + ([self.config.max_macs, self.config.max_latency_ms]
                        if (self.config.max_macs, self.config.max_latency_ms) != (None, None) else [])}
+        if self.config.space != "blocks":  # (blocks keep the key they always had)
+            settings.update(space=self.space.name, scorer=self.config.reconstruction_scorer)
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @staticmethod
-    def _strategy_kwargs(config: SearchConfig) -> dict:
-        kwargs = {"population_size": config.population_size, "min_blocks": config.min_blocks,
-                  "max_blocks": config.max_blocks, "widths": config.widths,
-                  "max_downsamples": config.max_downsamples}
+    def _strategy_kwargs(config: SearchConfig, space: SearchSpace) -> dict:
+        kwargs = {"population_size": config.population_size, "space": space, **config.strategy_options}
         if config.strategy == "ga":
             kwargs.update(crossover_rate=config.crossover_rate, mutation_rate=config.mutation_rate)
         return kwargs
@@ -382,7 +460,41 @@ class NASSearcher:
 
     # -- one generation -------------------------------------------------------------------------
     def _mask_rate(self, generation: int) -> float:
+        """Eq. 3's rate at ``generation`` (T = ``generations``); with ``max_queries`` the
+        schedule runs over the queries made instead (t = queries so far, T = max_queries)."""
+        if self.config.max_queries is not None:
+            done = min(self._queries, self.config.max_queries)
+            return mask_rate_at(done, self.config.max_queries, self.config.initial_mask_rate)
         return mask_rate_at(generation, max(self.config.generations, 1), self.config.initial_mask_rate)
+
+    def _within_query_budget(self, pending: list[dict], cache: dict) -> list[dict]:
+        """The candidates of a generation that ``max_queries`` still allows, in order: one that
+        the run has evaluated already costs no query; the first new ones up to the budget."""
+        if self.config.max_queries is None:
+            return pending
+        left, kept, new = self.config.max_queries - len(cache), [], set()
+        for candidate in pending:
+            h = self._hash(candidate["genome"])
+            if h not in cache and h not in new:
+                if len(new) >= left:
+                    continue
+                new.add(h)
+            kept.append(candidate)
+        return kept
+
+    def _queries_left(self, cache: dict) -> bool:
+        return self.config.max_queries is None or len(cache) < self.config.max_queries
+
+    def _best(self, population: list[Individual], cache: dict) -> Individual:
+        """The fittest of the population, or of the run's records when a strategy (regularized
+        evolution) let a better one age out of it."""
+        best = max(population, key=lambda ind: ind.fitness)
+        top = max((r for r in cache.values() if r.get("status") == "ok"), key=lambda r: r["fitness"], default=None)
+        if top is not None and top["fitness"] > best.fitness:
+            return Individual(genome=self.space.load(top["genome"]), fitness=top["fitness"],
+                              reconstructed=top.get("reconstructed", False), origin=top.get("origin", ""),
+                              meta={"parameters": top.get("parameters")})
+        return best
 
     def _prepare(self, proposals: list[tuple[Genome, str]], generation: int) -> list[dict]:
         """Candidates of a generation: the proposals fitted to the budget, rebuilt by the GPT
@@ -398,9 +510,13 @@ class NASSearcher:
 
     def _fit(self, genome: Genome, rng: random.Random, protected=()) -> tuple[Genome | None, dict, dict | None, list]:
         """(genome within budget or None, its measurements, what the repair did or None, index map)."""
+        if self.budget is None:  # a table's architectures are what they are
+            return genome, {}, None, None
         measured, why = self.budget.check(genome)
         if not why:
-            return genome, measured, None, list(range(len(genome)))
+            return genome, measured, None, None
+        if not isinstance(self.space, BlockSpace):  # only the block genome is narrowed; others are drawn again
+            return None, measured, {"reason": why, "steps": 0, "fitted": False}, None
         fixed = repair(genome, self.budget, rng, widths=self.config.widths, min_blocks=self.config.min_blocks,
                        protected=protected)
         note = {"reason": why, "steps": fixed.steps, "fitted": fixed.genome is not None}
@@ -412,9 +528,8 @@ class NASSearcher:
         fitted, measured, note, _ = self._fit(genome, rng)
         if fitted is not None:
             return fitted, measured, note
-        sample = getattr(self.strategy, "_sample", None)
-        for attempt in range(REDRAWS if sample else 0):
-            drawn, drawn_measured, _, _ = self._fit(sample(rng), rng)
+        for attempt in range(REDRAWS):
+            drawn, drawn_measured, _, _ = self._fit(self.space.sample(rng), rng)
             if drawn is not None:
                 return drawn, drawn_measured, {**note, "redrawn": attempt + 1}
         return genome, measured, note
@@ -425,37 +540,51 @@ class NASSearcher:
         for index, (g, origin) in enumerate(proposals):
             rng = random.Random(seed_for(self.config.seed, "budget", generation, index))
             fitted, measured, note = self._fit_proposal(g, rng)
-            pending.append({"genome": fitted.to_list(), "origin": origin, "reconstructed": False,
-                            "predicted_blocks": [], "mask_rate": rate, "proposed_hash": g.hash(),
+            pending.append({"genome": self.space.dump(fitted), "origin": origin, "reconstructed": False,
+                            "predicted_blocks": [], "mask_rate": rate, "proposed_hash": self.space.hash(g),
                             "measured": measured, "budget_repair": note})
         if self.reconstructor is not None and pending:
-            proposals = [(Genome.from_json(c["genome"]), c["origin"]) for c in pending]
-            results = self.reconstructor(
-                [g for g, _ in proposals], mask_rate=rate,
-                seed=seed_for(self.config.seed, "gpt", generation), window_size=self.config.window_size,
-                method=self.config.reconstruction_method, do_sample=self.config.reconstruction_sampling,
-                temperature=float(self.config.reconstruction_temperature),
-                image_size=self.data.image_size, in_channels=self.data.channels,
-            )
+            results = self._reconstruct([self.space.load(c["genome"]) for c in pending], rate, generation)
             for index, (candidate, result) in enumerate(zip(pending, results)):
                 if not result["predicted_blocks"]:
                     continue
                 rng = random.Random(seed_for(self.config.seed, "budget-gpt", generation, index))
-                rebuilt, measured, note, index_map = self._fit(Genome.from_json(result["genome"]), rng,
+                rebuilt, measured, note, index_map = self._fit(self.space.load(result["genome"]), rng,
                                                                protected=result["predicted_blocks"])
                 if rebuilt is None:  # the GPT's blocks cannot be fitted: keep the proposal
                     candidate["gpt_over_budget"] = note["reason"]
                     continue
-                predicted = sorted(index_map[i] for i in result["predicted_blocks"] if index_map[i] is not None)
-                candidate.update(genome=rebuilt.to_list(), reconstructed=True, predicted_blocks=predicted,
+                predicted = (sorted(result["predicted_blocks"]) if index_map is None else
+                             sorted(index_map[i] for i in result["predicted_blocks"] if index_map[i] is not None))
+                candidate.update(genome=self.space.dump(rebuilt), reconstructed=True, predicted_blocks=predicted,
                                  measured=measured, gpt_budget_repair=note)
         return pending
 
+    def _reconstruct(self, archs: list, rate: float, generation: int) -> list[dict]:
+        """The GPT's rewrite of a generation's proposals (the nas-reconstruction pipeline), or
+        for a space other than blocks with ``reconstruction_scorer: parameters`` the same
+        rewrite rated by network size instead of the GPT (the control that lacks its knowledge)."""
+        seed = seed_for(self.config.seed, "gpt", generation)
+        shape = {"image_size": self.shape["image_size"], "in_channels": self.shape["in_channels"]}
+        options = {"do_sample": self.config.reconstruction_sampling,
+                   "temperature": float(self.config.reconstruction_temperature)}
+        if isinstance(self.space, BlockSpace):
+            return self.reconstructor(archs, mask_rate=rate, seed=seed, window_size=self.config.window_size,
+                                      method=self.config.reconstruction_method, **options, **shape)
+        if self.config.reconstruction_scorer == "parameters":
+            from ..unit_reconstruction import reconstruct_units
+
+            return reconstruct_units(archs, self.space, lambda cands: [float(self._parameters(a)) for a in cands],
+                                     rate, seed=seed, **options)
+        return self.reconstructor([self.space.dump(a) for a in archs], space=self.space, mask_rate=rate, seed=seed,
+                                  num_classes=self.shape["num_classes"], **options, **shape)
+
     def _base_record(self, candidate: dict, generation: int) -> dict:
         """What every record of a candidate says, trained or not: the genome and how it came about."""
-        genome = Genome.from_json(candidate["genome"])
+        genome = self.space.load(candidate["genome"])
         return {
-            "hash": genome.hash(), "key": self.evaluation_key, "genome": genome.to_list(), "generation": generation,
+            "hash": self.space.hash(genome), "key": self.evaluation_key, "genome": self.space.dump(genome),
+            "generation": generation,
             "origin": candidate["origin"], "reconstructed": candidate["reconstructed"],
             "predicted_blocks": candidate["predicted_blocks"], "mask_rate": candidate["mask_rate"],
             "proposed_hash": candidate["proposed_hash"], "process": self._distributed().process_index,
@@ -465,8 +594,11 @@ class NASSearcher:
     def _start_record(self, candidate: dict, generation: int) -> tuple[dict, dict | None]:
         """The record of a candidate before training, and the job to train it (None: refused
         over the budget, and the record is complete)."""
-        genome = Genome.from_json(candidate["genome"])
+        genome = self.space.load(candidate["genome"])
         record = self._base_record(candidate, generation)
+        if self.budget is None:  # a table lookup: nothing to measure or refuse
+            return record, {"genome": self.space.dump(genome), "predicted_blocks": candidate["predicted_blocks"],
+                            "seed": candidate_seed(self.config.seed, genome, self.space)}
         started = time.perf_counter()
         measured = candidate.get("measured") or self.budget.measure(genome)
         record.update({k: measured[k] for k in ("macs", "latency_ms") if k in measured},
@@ -478,16 +610,19 @@ class NASSearcher:
                           train_scope="", status="budget", reason=problem,
                           seconds=round(time.perf_counter() - started, 3), images_per_second=0.0)
             return record, None
-        return record, {"genome": genome.to_list(), "predicted_blocks": candidate["predicted_blocks"],
-                        "seed": candidate_seed(self.config.seed, genome)}
+        return record, {"genome": self.space.dump(genome), "predicted_blocks": candidate["predicted_blocks"],
+                        "seed": candidate_seed(self.config.seed, genome, self.space)}
 
     def _evaluate(self, candidate: dict, generation: int) -> dict:
         """Train and score one candidate in this process."""
         record, job = self._start_record(candidate, generation)
         if job is None:
             return record
+        if self.table_evaluator is not None:
+            return {**record, **self.table_evaluator.evaluate(self.space.load(job["genome"]))}
         result = evaluate_candidate(job["genome"], self.data, self.eval_config, predicted_blocks=job["predicted_blocks"],
-                                    seed=job["seed"], accelerator=self._accelerator)
+                                    seed=job["seed"], accelerator=self._accelerator,
+                                    space=None if isinstance(self.space, BlockSpace) else self.space)
         return {**record, **result}
 
     def _evaluate_all(self, candidates: list[tuple[int, dict]], generation: int) -> Iterator[dict]:
@@ -513,7 +648,7 @@ class NASSearcher:
 
         distributed = self._distributed()
         pending = state["pending"]
-        todo = [i for i, c in enumerate(pending) if _needs_training(cache.get(Genome.from_json(c["genome"]).hash()),
+        todo = [i for i, c in enumerate(pending) if _needs_training(cache.get(self._hash(c["genome"])),
                                                                     state["generation"])]
         if self.config.prefilter and state["generation"] > 0 and todo:
             todo = self._prefilter(pending, todo, state["generation"], cache)
@@ -537,8 +672,8 @@ class NASSearcher:
                 self._tracker.log_candidate(record, step)
         individuals = []
         for candidate in pending:
-            record = cache[Genome.from_json(candidate["genome"]).hash()]
-            individuals.append(Individual(genome=candidate["genome"], fitness=record["fitness"],
+            record = cache[self._hash(candidate["genome"])]
+            individuals.append(Individual(genome=self.space.load(candidate["genome"]), fitness=record["fitness"],
                                           reconstructed=candidate["reconstructed"], origin=candidate["origin"],
                                           meta={"parameters": record["parameters"]}))
         return individuals
@@ -598,18 +733,19 @@ class NASSearcher:
             self.run_directory.repair_evaluations()
         distributed.wait_for_everyone()
         cache = self._load_cache(legacy=resuming)
+        self._queries = len(cache)
         if resuming:
             _set_rng_state(rng, state["rng"])
             self.strategy.load_state_dict(state["strategy"])
             state["config"]["retrain"] = self.config.to_dict()["retrain"]  # a corrected retrain section
-            state.setdefault("data", {"source": str(self.config.dataset), "fingerprint": self.data_fingerprint})
+            state.setdefault("data", {"source": self._source(), "fingerprint": self.data_fingerprint})
             state["evaluation_key"] = self.evaluation_key
         else:
             initial = [(g, "init") for g in self.strategy.initial_population(rng)]
             state = {"config": self.config.to_dict(), "generation": 0, "phase": "evaluate",
-                     "pending": self._prepare(initial, 0), "population": [], "history": [],
-                     "rng": _rng_state(rng), "strategy": self.strategy.state_dict(), "started": time.time(),
-                     "data": {"source": str(self.config.dataset), "fingerprint": self.data_fingerprint},
+                     "pending": self._within_query_budget(self._prepare(initial, 0), cache), "population": [],
+                     "history": [], "rng": _rng_state(rng), "strategy": self.strategy.state_dict(),
+                     "started": time.time(), "data": {"source": self._source(), "fingerprint": self.data_fingerprint},
                      "evaluation_key": self.evaluation_key}
         self._tracker = SearchTracker(self.config.log_with, self.output_dir, self.output_dir.resolve().name or "search",
                                       config=self.config.to_dict(), run_state=state.get("trackers"),
@@ -618,14 +754,14 @@ class NASSearcher:
             state["trackers"] = self._tracker.state_dict()
         if distributed.is_main_process:
             self._save_state(state)
-            self.run_directory.write_data(self.data.describe())
+            self.run_directory.write_data(self._describe_data())
         on_gpu = distributed.device.type == "cuda"
         threads = resolve_threads(self.config.threads, on_gpu)
         workers = resolve_workers(self.config.workers, threads, on_gpu, distributed.num_processes)
         try:
             with torch_threads(threads):
-                if workers > 1 and state["phase"] != "done":
-                    self._pool = CandidatePool(workers, self.data, self.eval_config, threads)
+                if workers > 1 and state["phase"] != "done" and self.table is None:
+                    self._pool = CandidatePool(workers, self.data, self.eval_config, threads, space=self.space)
                 return self._loop(state, cache, rng)
         finally:
             self._tracker.finish()
@@ -636,18 +772,20 @@ class NASSearcher:
 
     def _loop(self, state: dict, cache: dict, rng: random.Random) -> SearchResult:
         distributed = self._distributed()
-        population = [Individual.from_dict(d) for d in state["population"]]
+        population = [Individual.from_dict(d, self.space) for d in state["population"]]
         while state["phase"] != "done":
             offspring = self._evaluate_pending(state, cache)
             if state["generation"] == 0:
                 self._check_something_fits(state["pending"], cache)
-                population = sorted(offspring, key=lambda ind: -ind.fitness)[: self.config.population_size]
+                population = self.strategy.first_population(offspring, rng)
             else:
                 population = self.strategy.select(population, offspring, rng)
             state["history"].append(self._stats(state["generation"], population, offspring, cache,
-                                                self._mask_rate(state["generation"]) if self.reconstructor else None))
-            state["population"] = [ind.to_dict() for ind in population]
-            last = state["generation"] >= self.config.generations
+                                                self._mask_rate(state["generation"]) if self.reconstructor else None,
+                                                self.space))
+            state["population"] = [ind.to_dict(self.space) for ind in population]
+            self._queries = len(cache)
+            last = state["generation"] >= self.config.generations or not self._queries_left(cache)
             if self.adapter is not None and not last:
                 self._adapt(state, cache)  # the GPT that rebuilds the next generation
             self._tracker.log_generation(state["history"][-1], state["generation"])
@@ -656,14 +794,16 @@ class NASSearcher:
             else:
                 state["generation"] += 1
                 proposals = self.strategy.propose_with_origins(population, rng)
-                state["pending"] = self._prepare([(p.genome, p.origin) for p in proposals], state["generation"])
+                state["pending"] = self._within_query_budget(
+                    self._prepare([(p.genome, p.origin) for p in proposals], state["generation"]), cache)
             state["rng"] = _rng_state(rng)
             state["strategy"] = self.strategy.state_dict()
             if distributed.is_main_process:
                 self._save_state(state)
-                self._write_reports(state, population, cache)
-        best = max(population, key=lambda ind: ind.fitness)
-        return SearchResult(best, population, state["history"], self.output_dir, len(cache))
+                if state["phase"] == "done" or time.monotonic() - self._reported >= REPORT_EVERY_S:
+                    self._write_reports(state, population, cache)
+                    self._reported = time.monotonic()
+        return SearchResult(self._best(population, cache), population, state["history"], self.output_dir, len(cache))
 
     def _adapt(self, state: dict, cache: dict) -> None:
         """Fine-tune the GPT on the best genomes so far (adaptation.py) before it rebuilds the
@@ -678,9 +818,9 @@ class NASSearcher:
     def _check_something_fits(self, pending: list[dict], cache: dict) -> None:
         """A budget that no genome of the initial population fits, even after repair and
         redraws, is an error: there would be no network to return."""
-        statuses = [cache[Genome.from_json(c["genome"]).hash()]["status"] for c in pending]
+        statuses = [cache[self._hash(c["genome"])]["status"] for c in pending]
         if statuses and all(status == "budget" for status in statuses):
-            reason = cache[Genome.from_json(pending[0]["genome"]).hash()]["reason"]
+            reason = cache[self._hash(pending[0]["genome"])]["reason"]
             raise ValueError(f"no genome of generation 0 fits the budget, even repaired (narrower, fewer blocks) or "
                              f"drawn again: {reason}. Raise max_params / max_macs / max_activations / "
                              "max_latency_ms, or search smaller networks (widths, min_blocks)")
@@ -706,19 +846,32 @@ class NASSearcher:
 
     @staticmethod
     def _stats(generation: int, population: list[Individual], offspring: list[Individual], cache: dict,
-               mask_rate: float | None = None) -> dict:
+               mask_rate: float | None = None, space: SearchSpace | None = None) -> dict:
         fitness = [ind.fitness for ind in population]
         return {
             "generation": generation, "best": max(fitness), "mean": sum(fitness) / len(fitness),
             "offspring_best": max(ind.fitness for ind in offspring) if offspring else None,
             "reconstructed": sum(ind.reconstructed for ind in offspring), "evaluations": len(cache),
-            "mask_rate": mask_rate, **{f"diversity_{k}": v for k, v in
-                                       population_diversity([ind.genome for ind in population]).items()},
+            "mask_rate": mask_rate, **{f"diversity_{k}": v for k, v in population_diversity(
+                [ind.genome for ind in population], tokens=space.tokens if space is not None else None).items()},
         }
 
     def _write_reports(self, state: dict, population: list[Individual], cache: dict) -> None:
         from .report import write_reports
 
-        write_reports(self.output_dir, self.config, state, population, list(cache.values()),
-                      {**self.data.describe(), "train": len(self.data.train_y), "val": len(self.data.val_y),
-                       "test": len(self.data.test_y)})
+        if self.table is not None:
+            data = self._describe_data()
+        else:
+            data = {**self.data.describe(), "train": len(self.data.train_y), "val": len(self.data.val_y),
+                    "test": len(self.data.test_y)}
+        write_reports(self.output_dir, self.config, state, population, list(cache.values()), data, space=self.space,
+                      best=self._best(population, cache))
+
+    def _source(self) -> str:
+        """What the run searched on: the dataset, or the fitness table."""
+        return str(self.table.path) if self.table is not None else str(self.config.dataset)
+
+    def _describe_data(self) -> dict:
+        if self.table is None:
+            return self.data.describe()
+        return {"table": self.table.describe(), **self.shape, "source": str(self.table.path)}

@@ -42,6 +42,7 @@ from typing import Iterable, Iterator
 
 import torch
 
+from ..space_blocks import BlockSpace
 from .candidate import evaluate_candidate
 
 _WORKER: dict = {}
@@ -95,7 +96,7 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _worker_main(conn, data, config, threads, parent: int, stderr_path: str, evaluate) -> None:
+def _worker_main(conn, data, config, threads, parent: int, stderr_path: str, evaluate, space=None) -> None:
     """A worker process: its stderr goes to ``stderr_path`` (the search relays it, and keeps the
     last words of a worker that dies); then one job at a time from ``conn`` until ``None``."""
     import faulthandler
@@ -117,7 +118,8 @@ def _worker_main(conn, data, config, threads, parent: int, stderr_path: str, eva
             return
         index, genome, predicted_blocks, seed = job
         try:
-            result = evaluate(genome, data, config, predicted_blocks=predicted_blocks, seed=seed)
+            extra = {} if space is None else {"space": space}
+            result = evaluate(genome, data, config, predicted_blocks=predicted_blocks, seed=seed, **extra)
         except BaseException as err:  # noqa: BLE001 - sent back and raised in the search process
             sys.stderr.flush()
             conn.send(("error", index, err))
@@ -165,7 +167,7 @@ class _Worker:
 
         self.stderr_path = os.path.join(log_dir, f"worker-{slot}-{time.monotonic_ns()}.stderr")
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, *args[:4], self.stderr_path, args[4]),
+        self.process = context.Process(target=_worker_main, args=(child, *args[:4], self.stderr_path, *args[4:]),
                                        daemon=True)
         self.process.start()
         child.close()
@@ -210,9 +212,10 @@ class CandidatePool:
     A worker that dies while it trains a candidate (a signal, an abort inside a library, the
     OOM killer) takes only that candidate with it: its result is :func:`crashed_result`, a
     fresh worker takes its place and the others go on. ``evaluate`` is the evaluation each
-    worker runs (default :func:`~.candidate.evaluate_candidate`, looked up when the pool is made)."""
+    worker runs (default :func:`~.candidate.evaluate_candidate`, looked up when the pool is made),
+    with ``space`` (a search space other than the block genome) passed to it."""
 
-    def __init__(self, workers: int, data, config, threads: int | None, evaluate=None):
+    def __init__(self, workers: int, data, config, threads: int | None, evaluate=None, space=None):
         import tempfile
 
         import torch.multiprocessing as mp
@@ -220,7 +223,8 @@ class CandidatePool:
         self._context = mp.get_context("spawn")
         self._logs = tempfile.TemporaryDirectory(prefix="gptnas-workers-")
         self._threads = threads
-        self._args = (data, config, threads, os.getpid(), evaluate or evaluate_candidate)
+        self._args = (data, config, threads, os.getpid(), evaluate or evaluate_candidate,
+                      None if isinstance(space, BlockSpace) else space)
         self._workers = [self._start(slot) for slot in range(workers)]
 
     def _start(self, slot: int) -> _Worker:
