@@ -93,7 +93,7 @@ def write_result(name: str, settings: dict, figures: dict, headline: str) -> Pat
     out = results_dir()
     out.mkdir(parents=True, exist_ok=True)
     record = {"benchmark": name, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "machine": machine(), "settings": settings, "figures": figures}
+              "commit": commit(), "machine": machine(), "settings": settings, "figures": figures}
     path = out / f"{name}.json"
     path.write_text(json.dumps(record, indent=1, default=_jsonable))
     budget = settings.get("budget")
@@ -104,6 +104,21 @@ def write_result(name: str, settings: dict, figures: dict, headline: str) -> Pat
     print(headline)
     print(f"-> {path}")
     return path
+
+
+def commit() -> dict:
+    """The git commit the benchmark ran from, and whether the tree had uncommitted changes to
+    tracked files (``dirty``: the figures then come from code no commit holds)."""
+    import subprocess
+
+    def git(*args) -> str:
+        try:
+            done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    return {"sha": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
 def _jsonable(value):
@@ -417,6 +432,42 @@ def paired(a, b) -> dict:
     p = float(stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else None
     return {"mean": m, "ci95": [m - half, m + half], "p_value": p, "n": n, "wins": sum(d > 0 for d in diffs),
             "ties": sum(d == 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
+
+
+def paired_t(a, b) -> dict:
+    """a - b over the same units (seeds): the mean difference, its t 95% interval and the matching
+    two-sided paired t-test p (one analysis, so the interval excludes 0 exactly when p < 0.05),
+    the sample sd, the smallest true difference detected with 80% power at alpha 0.05
+    (``mde80``), n and wins / ties / losses."""
+    from scipy import stats
+
+    diffs = [x - y for x, y in zip(a, b)]
+    n = len(diffs)
+    m = sum(diffs) / n if n else float("nan")
+    sd = (sum((d - m) ** 2 for d in diffs) / (n - 1)) ** 0.5 if n > 1 else float("nan")
+    if n > 1:
+        crit, power = float(stats.t.ppf(0.975, n - 1)), float(stats.t.ppf(0.8, n - 1))
+        half, mde = crit * sd / n ** 0.5, (crit + power) * sd / n ** 0.5
+        if sd > 0:
+            p = float(2 * stats.t.sf(abs(m) / (sd / n ** 0.5), n - 1))
+        else:  # every difference equal: no spread to test against
+            p = 1.0 if m == 0 else 0.0
+    else:
+        half = mde = p = float("nan")
+    return {"mean": m, "ci95": [m - half, m + half], "p_value": p, "test": "paired t", "sd": sd, "mde80": mde,
+            "n": n, "wins": sum(d > 0 for d in diffs), "ties": sum(d == 0 for d in diffs),
+            "losses": sum(d < 0 for d in diffs)}
+
+
+def holm(pvalues: dict) -> dict:
+    """Holm's step-down adjustment of a family of p-values (same keys): controls the chance of
+    any false positive across the family at the nominal level."""
+    order = sorted(pvalues, key=lambda k: pvalues[k])
+    m, running, out = len(order), 0.0, {}
+    for i, key in enumerate(order):
+        running = max(running, min(1.0, (m - i) * pvalues[key]))
+        out[key] = running
+    return out
 
 
 def pearson(x, y) -> dict:
