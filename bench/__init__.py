@@ -8,5 +8,8 @@ runs them all in sequence. Shared pieces live in :mod:`bench.common`.
 * ``gpt_quality``: held-out next-layer and block accuracy against a bigram baseline;
 * ``mask_rate`` (Table 4): accuracy of random genomes rebuilt at mask rates 0-0.8;
 * ``fidelity`` (Table 5, Fig. 4): correlation of short vs long training, predicted-only vs full;
-* ``with_without_gpt`` (Fig. 6-7): GA vs GA+GPT and Random vs Random+GPT searches over seeds.
+* ``with_without_gpt`` (Fig. 6-7): GA vs GA+GPT and Random vs Random+GPT searches over seeds;
+* ``nas_bench_201``: random, REA, GA, GA+GPT, Random+GPT, GA + adapted GPT and a size-prior control on
+  NAS-Bench-201's table, hundreds of seeds, paired tests;
+* ``prefilter``, ``reconstruction_effect``, ``reference_ranking``, ``search_wall``: see each module.
 """

@@ -28,6 +28,16 @@ card's text, labelled as such). A run whose search has not finished (killed, or 
 running) is exported with a warning in the card that says so, and at which generation.
 Records made under other settings than the run's (``evaluations.jsonl`` lines with another
 ``key``) are never counted.
+
+Any registered search space is exported (the run's ``config["space"]``, through
+:func:`~gptnas_hf.search.searcher.make_space`: its ``hash`` and ``dump``): the model's
+``config.json`` says which (``search_space``: ``"blocks"`` or ``"nas-bench-201"``). A run whose
+fitness was looked up in a table (``fitness: {table: ...}``, NAS-Bench-201's) searched no images:
+the input the classifier is for (channels, size, class names, normalisation) is then the data
+``gptnas retrain`` trained it on (``retrain.json``'s ``data`` section; the class names and the
+normalisation, which that section may not hold, are read from the same data loaded again with
+the same settings), or, before a final training, the table's ``in_channels`` / ``image_size`` /
+``num_classes`` with generic labels (``LABEL_0``, ...) and mean = std = 0.5.
 """
 
 from __future__ import annotations
@@ -138,7 +148,7 @@ class _OutDir:
 class _RunInfo:
     run_dir: Path
     config: Any  # SearchConfig
-    genome: Any  # Genome
+    genome: Any  # the architecture, of `space` (a Genome for the block space, a Cell for NAS-Bench-201)
     state: dict
     records: list[dict]
     best_record: dict
@@ -152,53 +162,109 @@ class _RunInfo:
     std: list[float]
     wall_seconds: float | None
     pick: str = "best"  # which network of the run (search/pareto.py)
+    space: Any = None  # the run's SearchSpace (searcher.make_space)
+    dataset: str | None = None  # the classifier's data as it may appear in public (None: a table's unnamed data)
+    dataset_source: str | None = None  # the same, as given (for the Hub dataset id)
+    table: dict | None = None  # a table run: data.json's description of the table (table_fitness.FitnessTable.describe)
+    generic_input: bool = False  # a table run never retrained: the table's shape, generic labels, mean = std = 0.5
 
 
 def _collect(run_dir, weights: str, dataset, pick: str = "best") -> _RunInfo:
     from .data import ImageData, load_image_data
     from .search.pareto import pick_genome
+    from .search.searcher import make_space
 
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
     run = RunDirectory(run_dir)
     run_dir = run.path
     config, genome, state = run.load()  # FileNotFoundError / ValueError naming the problem
+    space = make_space(config)
     records = run.read_records(state.get("evaluation_key"))
-    genome = pick_genome(genome, records, pick)
-    retrain = run.read_retrain()  # ValueError when corrupt
+    genome = pick_genome(genome, records, pick, None if config.space == "blocks" else space)
+    genome_hash = space.hash(genome)
+    summary = retrain = run.read_retrain()  # ValueError when corrupt
     has_weights = run.has_retrained_weights()
     if weights == "retrained" and not has_weights:
         raise FileNotFoundError(f"run {str(run_dir)!r} has no {run.RETRAINED_WEIGHTS}: run `gptnas retrain --run "
                                 f"{run_dir}` first, or export with weights='init'")
     chosen = "retrained" if weights in ("auto", "retrained") and has_weights else "init"
-    other_genome = retrain is not None and retrain.get("genome_hash") not in (None, genome.hash())
+    other_genome = retrain is not None and retrain.get("genome_hash") not in (None, genome_hash)
     if chosen == "retrained" and other_genome and weights == "auto" and pick != "best":
         chosen = "init"  # the retrained weights belong to another point of the front
     if chosen == "retrained" and other_genome:
         raise ValueError(f"{run.retrained_weights_path} was trained for genome {retrain['genome_hash'][:12]}, but "
-                         f"the run's best genome is now {genome.hash()[:12]}: retrain the run again")
+                         f"the run's best genome is now {genome_hash[:12]}: retrain the run again")
     if chosen == "init":
         retrain = None  # its accuracy belongs to weights we do not export
 
-    searched = run.read_data() if dataset is None else None
-    if isinstance(dataset, ImageData):
+    table, generic, source = None, False, config.dataset
+    if config.fitness is not None:  # a table run: no images were searched (module doc)
+        data, generic = _table_run_data(run, config, summary, dataset)
+        source = None if generic else data.get("source")
+        try:
+            table = (run.read_data() or {}).get("table")  # for the card; the recipe's fitness section otherwise
+        except ValueError:
+            table = None
+        table = table if isinstance(table, dict) else None
+    elif isinstance(dataset, ImageData):
         data = dataset.describe()
-    elif searched is not None:
+    elif dataset is None and (searched := run.read_data()) is not None:
         data = searched
     else:
         data = load_image_data(dataset or config.dataset, seed=config.seed, progress=False, **config.data).describe()
 
-    best_record = next((r for r in records if r.get("hash") == genome.hash()), None)
+    best_record = next((r for r in records if r.get("hash") == genome_hash), None)
     if best_record is None:
         best = max(state.get("population", []), key=lambda ind: ind.get("fitness", 0.0), default={})
-        best_record = {"fitness": best.get("fitness"), "hash": genome.hash()}
+        best_record = {"fitness": best.get("fitness"), "hash": genome_hash}
     wall = run.wall_seconds(state)
     return _RunInfo(
         run_dir=run_dir, config=config, genome=genome, state=state, records=records, best_record=best_record,
         retrain=retrain, weights=chosen, retrained_available=has_weights, channels=data["channels"],
         image_size=data["image_size"], class_names=data["class_names"], mean=data["mean"], std=data["std"],
-        wall_seconds=wall, pick=pick,
+        wall_seconds=wall, pick=pick, space=space, dataset=public_name(source),
+        dataset_source=None if source is None else str(source), table=table, generic_input=generic,
     )
+
+
+def _table_run_data(run: RunDirectory, config, summary: dict | None, dataset) -> tuple[dict, bool]:
+    """The input of a table run's classifier (module doc): ``(description, generic)``, the
+    description with ``source``, ``channels``, ``image_size``, ``class_names``, ``mean`` and
+    ``std``; ``generic`` when it is only the table's shape (no final training, no data given)."""
+    from .data import ImageData, load_image_data
+
+    if isinstance(dataset, ImageData):
+        return dataset.describe(), False
+    used = (summary or {}).get("data") or {}
+    if used:  # retrained: the data gptnas retrain trained (and tested) on
+        source = str(dataset) if dataset is not None else used.get("source") or (summary or {}).get("dataset")
+        described = {"source": source, **{k: used[k] for k in ("channels", "image_size", "num_classes") if k in used}}
+        if all(used.get(k) is not None for k in ("class_names", "mean", "std")):
+            described.update({k: used[k] for k in ("class_names", "mean", "std")})
+            return described, False
+        # retrain.json names the data and its settings, not its labels and normalisation: load it again, as
+        # retrain did (same source, settings and seed), for them
+        settings = dict(used.get("settings") or {})
+        try:
+            loaded = load_image_data(source, seed=config.seed, progress=False, **settings).describe()
+        except Exception as err:  # noqa: BLE001 - any loader failure: say what to pass instead
+            raise ValueError(f"{run.retrain_path}: the data the best cell was retrained on ({public_name(source)!r}) "
+                             f"could not be loaded again for its class names and normalisation ({err}); pass its "
+                             "location as dataset= (`gptnas export --dataset ...`)") from None
+        for key in ("channels", "image_size", "num_classes"):
+            if key in described and loaded[key] != described[key]:
+                raise ValueError(f"{run.retrain_path}: the best cell was retrained on data with {key} "
+                                 f"{described[key]}, but {public_name(source)!r} has {loaded[key]}: pass the data it "
+                                 "was retrained on as dataset=")
+        return {**loaded, "source": source}, False
+    if dataset is not None:
+        return load_image_data(dataset, seed=config.seed, progress=False, **config.data).describe(), False
+    table = config.table_config()
+    channels, classes = table.in_channels, table.num_classes
+    return {"source": None, "channels": channels, "image_size": table.image_size, "num_classes": classes,
+            "class_names": [f"LABEL_{i}" for i in range(classes)], "mean": [0.5] * channels,
+            "std": [0.5] * channels}, True
 
 
 # ----------------------------------------------------------------------------------------
@@ -212,10 +278,10 @@ def _build_model(info: _RunInfo):
     from .modeling_searched import SearchedNetConfig, SearchedNetForImageClassification
 
     config = SearchedNetConfig(
-        genome=info.genome.to_list(), num_channels=info.channels, image_size=info.image_size,
+        genome=info.space.dump(info.genome), num_channels=info.channels, image_size=info.image_size,
         image_mean=info.mean, image_std=info.std, strategy=info.config.strategy, use_gpt=bool(info.config.use_gpt),
-        dataset=public_name(info.config.dataset), id2label=dict(enumerate(info.class_names)),
-        label2id={name: i for i, name in enumerate(info.class_names)},
+        dataset=info.dataset, id2label=dict(enumerate(info.class_names)),
+        label2id={name: i for i, name in enumerate(info.class_names)}, search_space=info.space.name,
     )
     torch.manual_seed(info.config.seed)
     model = SearchedNetForImageClassification(config)
@@ -225,7 +291,8 @@ def _build_model(info: _RunInfo):
         try:
             model.network.load_state_dict(state, strict=True)
         except RuntimeError as err:
-            raise ValueError(f"{path} does not fit the best genome built for {info.channels}-channel input and "
+            what = "genome" if info.space.name == "blocks" else "architecture"
+            raise ValueError(f"{path} does not fit the best {what} built for {info.channels}-channel input and "
                              f"{len(info.class_names)} classes (was it retrained on other data?): {err}") from None
     else:
         why = ("weights='init' was asked for" if info.retrained_available
@@ -269,7 +336,11 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, weights: str = "auto
     ``"init"`` (freshly initialised, untrained: the architecture only; a warning, and the card
     says so in bold), or ``"auto"`` (retrained if the run was retrained, else init).
     ``dataset``: the run's data, as an :class:`~gptnas_hf.data.ImageData` or a source, when it
-    is not where the search found it (channels, size, labels and normalisation come from it).
+    is not where the search found it (channels, size, labels and normalisation come from it); for
+    a table run (NAS-Bench-201), where the final training's data is when it is not where
+    ``gptnas retrain`` found it.
+    The run may be of any search space the model knows (``SearchedNetConfig.search_space``: the
+    block genome or NAS-Bench-201; module doc).
     ``repo_id``: used in the card's usage snippet. ``out_dir`` must be new or empty.
     ``pick``: which network of the run: ``"best"`` (the most accurate), ``"smallest-within:0.01"``,
     ``"max-params:N"`` or ``"max-macs:N"`` (:mod:`gptnas_hf.search.pareto`); with ``weights="auto"``

@@ -20,6 +20,17 @@ and stride takes its place, so the network stays valid. How the new block is cho
 
 Genomes of a batch are rebuilt side by side: one batch of GPT calls per block position for
 the whole batch.
+
+Other search spaces (``space=``: a registered space's name such as ``"nas-bench-201"``, or a
+:class:`~gptnas_hf.search_space_protocol.SearchSpace`): the architectures are read with the
+space's ``load`` (one architecture, e.g. NAS-Bench-201's ``|nor_conv_3x3~0|+|...|`` string, or a
+list of them) and rewritten unit by unit by
+:func:`~gptnas_hf.unit_reconstruction.reconstruct_units`: a masked unit becomes the alternative
+whose whole network the GPT finds most likely (its mean log-likelihood,
+:class:`~gptnas_hf.architecture_score.ArchitectureScorer`, for the data's ``in_channels``,
+``image_size`` and ``num_classes``). Only ``method="likelihood"`` applies there.
+:meth:`NASReconstructionPipeline.score` gives that mean log-likelihood of architectures of any
+space (a zero-cost score).
 """
 
 from __future__ import annotations
@@ -116,6 +127,11 @@ class NASReconstructionPipeline(Pipeline):
     (per replaced block: the GPT's predicted layer type and the Table-1 text of the new block's
     first layer), ``block_probabilities`` (per replaced block: the FCN's class
     probabilities), ``mask_rate``.
+
+    ``space`` (a registered space's name or a ``SearchSpace``; default the block genome) with
+    ``num_classes`` (default 10): architectures of another space, rewritten unit by unit by the
+    GPT's likelihood of each candidate's network (module doc); results have the same keys
+    (``block_probabilities`` empty). :meth:`score` gives that likelihood alone.
     """
 
     _load_tokenizer = True
@@ -125,10 +141,15 @@ class NASReconstructionPipeline(Pipeline):
 
     def _sanitize_parameters(self, mask_rate=None, iteration=None, max_iterations=None, initial_mask_rate=None,
                              window_size=None, do_sample=None, temperature=None, top_k=None, seed=None,
-                             image_size=None, in_channels=None, method=None, **kwargs):
+                             image_size=None, in_channels=None, method=None, space=None, num_classes=None, **kwargs):
         if kwargs:
             raise TypeError(f"unknown nas-reconstruction parameter(s): {', '.join(sorted(kwargs))}")
         params: dict[str, Any] = {}
+        space = _resolve_space(space)
+        _check_int("num_classes", num_classes, 1)
+        if space is not None and method is not None and method != "likelihood":
+            raise ValueError(f"method must be 'likelihood' for the {space.name!r} space (its units are rewritten by "
+                             f"the GPT's likelihood of the network), got {method!r}")
         _check_number("mask_rate", mask_rate, 0.0, 1.0)
         _check_number("initial_mask_rate", initial_mask_rate, 0.0, 1.0)
         _check_int("window_size", window_size, 1)
@@ -161,7 +182,12 @@ class NASReconstructionPipeline(Pipeline):
                            ("method", method)):
             if value is not None:
                 params[key] = value
-        return {}, params, {}
+        if space is None:  # the block genome: what the pipeline has always done
+            return {}, params, {}
+        params["space"] = space
+        if num_classes is not None:
+            params["num_classes"] = num_classes
+        return {"space": space}, params, {}
 
     # -- the Pipeline protocol -----------------------------------------------------------------
     # preprocess: one genome -> {"genomes": [Genome]}; batches of ``batch_size`` are collated
@@ -172,10 +198,15 @@ class NASReconstructionPipeline(Pipeline):
         kwargs.setdefault("batch_size", DEFAULT_BATCH_SIZE)
         super().__init__(*args, **kwargs)
 
-    def preprocess(self, genome):
+    def preprocess(self, genome, space=None):
+        if space is not None:  # another space: its architectures travel as their JSON values
+            return {"genomes": [space.dump(space.load(genome))]}
         return {"genomes": [Genome.from_json(genome)]}
 
     def _forward(self, model_inputs, **params):
+        space = params.pop("space", None)
+        if space is not None:
+            return {"results": self.reconstruct_space(model_inputs["genomes"], space, **params)}
         genomes = [Genome.from_json(g) for g in model_inputs["genomes"]]  # device placement made them lists
         return {"results": self.reconstruct(genomes, **params)}
 
@@ -206,7 +237,11 @@ class NASReconstructionPipeline(Pipeline):
     def __call__(self, inputs, **kwargs):
         """One genome (a list of block dicts, its JSON string or a ``Genome``) -> one result dict;
         a list of genomes -> a list, rebuilt ``batch_size`` at a time (default
-        :data:`DEFAULT_BATCH_SIZE`); a ``KeyDataset`` or a generator of genomes -> an iterator."""
+        :data:`DEFAULT_BATCH_SIZE`); a ``KeyDataset`` or a generator of genomes -> an iterator.
+        With ``space`` (module doc), architectures of that space, one or a list."""
+        space = _resolve_space(kwargs["space"] if "space" in kwargs else self._preprocess_params.get("space"))
+        if space is not None:
+            return super().__call__(_space_inputs(inputs, space), **kwargs)
         if isinstance(inputs, Genome):
             inputs = inputs.to_json()
         elif self._is_single(inputs) and not isinstance(inputs, str):
@@ -216,6 +251,81 @@ class NASReconstructionPipeline(Pipeline):
         if isinstance(inputs, tuple):
             inputs = list(inputs)
         return super().__call__(inputs, **kwargs)
+
+    # -- other spaces --------------------------------------------------------------------------
+    def architecture_scorer(self, window_size: int | None = None):
+        """The :class:`~gptnas_hf.architecture_score.ArchitectureScorer` of this pipeline's model
+        and tokenizer (kept, with its window cache, for the pipeline's life; a new one when the
+        model or tokenizer is swapped; the scorer itself notices weights changed in place)."""
+        from .architecture_score import ArchitectureScorer
+
+        scorers = self.__dict__.setdefault("_gptnas_scorers", {})
+        key = (id(self.model), id(self.tokenizer), window_size)
+        scorer = scorers.get(key)
+        if scorer is None or scorer.model is not self.model or scorer.tokenizer is not self.tokenizer:
+            scorer = scorers[key] = ArchitectureScorer(self.model, self.tokenizer, window_size=window_size)
+        return scorer
+
+    def reconstruct_space(self, archs: list, space, mask_rate: float = DEFAULT_INITIAL_MASK_RATE,
+                          window_size: int | None = None, do_sample: bool = False, temperature: float = 1.0,
+                          top_k: int | None = None, seed: int = 0, image_size: int = 32, in_channels: int = 3,
+                          num_classes: int = 10, method: str = "likelihood") -> list[dict]:
+        """Algorithm 1 in a space other than the block genome (module doc):
+        :func:`~gptnas_hf.unit_reconstruction.reconstruct_units` scored by the GPT's mean
+        log-likelihood of each candidate's network."""
+        from .unit_reconstruction import reconstruct_units
+
+        space = _resolve_space(space)
+        if space is None:
+            raise ValueError("reconstruct_space needs a space other than the block genome (use reconstruct)")
+        if method != "likelihood":
+            raise ValueError(f"method must be 'likelihood' for the {space.name!r} space (its units are rewritten by "
+                             f"the GPT's likelihood of the network), got {method!r}")
+        shape = {"in_channels": int(in_channels), "image_size": int(image_size), "num_classes": int(num_classes)}
+        return reconstruct_units([space.load(a) for a in archs], space,
+                                 lambda candidates: self._architecture_scores(space, candidates, shape, window_size),
+                                 mask_rate, seed=seed, do_sample=do_sample, temperature=temperature, top_k=top_k)
+
+    def _architecture_scores(self, space, archs: list, shape: dict, window_size: int | None) -> list[float]:
+        """Each architecture's mean log-likelihood, remembered per architecture for this model's
+        current weights (an adapted model gets its own memo) and seeded from the persistent
+        cache of :func:`~gptnas_hf.architecture_score.cached_space_scores` when one was written
+        for these weights, space and shape (all 15,625 NAS-Bench-201 cells: one lookup each)."""
+        from .architecture_score import ScoreCache, checkpoint_identity
+
+        scorer = self.architecture_scorer(window_size)
+        identity = checkpoint_identity(scorer)
+        model_k = min(int(self.model.config.window_size), int(self.model.config.n_positions) - 1)
+        tag = "" if scorer.window_size == model_k else f"_k{scorer.window_size}"
+        key = (identity, space.name, shape["in_channels"], shape["image_size"], shape["num_classes"], tag)
+        memos = self.__dict__.setdefault("_gptnas_arch_scores", {})
+        memo = memos.get(key)
+        if memo is None:
+            memo = memos[key] = dict(ScoreCache(identity, space.name, shape["in_channels"], shape["image_size"],
+                                                shape["num_classes"], tag=tag).load(warn=False))
+        hashes = [space.hash(a) for a in archs]
+        todo = {h: a for h, a in zip(hashes, archs) if h not in memo}
+        if todo:
+            memo.update(zip(todo, scorer.score(space, list(todo.values()), **shape)))
+        return [memo[h] for h in hashes]
+
+    def score(self, archs, space=None, image_size: int = 32, in_channels: int = 3, num_classes: int = 10,
+              window_size: int | None = None):
+        """The GPT's mean log-likelihood of each architecture's network (a zero-cost score:
+        higher is more like the networks it learned from): a list for a list of architectures,
+        one float for one. ``space``: a space or its registered name (default: the block
+        genome)."""
+        from .search_space_protocol import create_space
+
+        _check_int("image_size", image_size, 1)
+        _check_int("in_channels", in_channels, 1)
+        _check_int("num_classes", num_classes, 1)
+        space = _resolve_space(space) or create_space("blocks")
+        single, items = _split_inputs(archs, space)
+        scores = self.architecture_scorer(window_size).score(space, [space.load(a) for a in items],
+                                                             in_channels=in_channels, image_size=image_size,
+                                                             num_classes=num_classes)
+        return scores[0] if single else scores
 
     # -- Algorithm 1 -------------------------------------------------------------------------
     @torch.no_grad()
@@ -409,3 +519,59 @@ def _check_int(name: str, value, lo: int | None) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo):
         raise ValueError(f"{name} must be an integer{'' if lo is None else f' >= {lo}'}, got {value!r}")
+
+
+def _resolve_space(space):
+    """None for the block genome (the pipeline's own path), else the space (a name is made)."""
+    if space is None:
+        return None
+    from .search_space_protocol import SearchSpace, create_space, space_names
+    from .space_nas_bench_201 import NASBench201Space  # noqa: F401 - a saved pipeline carries this space's code
+
+    if isinstance(space, str):
+        if space not in space_names():
+            raise ValueError(f"space must be a registered search space ({', '.join(space_names())}) or a "
+                             f"SearchSpace, got {space!r}")
+        space = create_space(space)
+    if not isinstance(space, SearchSpace):
+        raise ValueError(f"space must be a registered search space's name or a SearchSpace, got "
+                         f"{type(space).__name__} {space!r}")
+    from .space_blocks import BlockSpace
+
+    return None if isinstance(space, BlockSpace) else space
+
+
+def _loads(space, value) -> bool:
+    try:
+        space.load(value)
+    except (ValueError, TypeError, KeyError, IndexError):
+        return False
+    return True
+
+
+def _split_inputs(inputs, space) -> tuple[bool, list]:
+    """(whether ``inputs`` is one architecture, the architectures): a list or tuple is a batch
+    unless its items are not architectures while the whole is one (NAS-Bench-201's list of 6
+    op names)."""
+    if isinstance(inputs, (list, tuple)):
+        if inputs and not any(_loads(space, item) for item in inputs) and _loads(space, list(inputs)):
+            return True, [list(inputs)]
+        return False, list(inputs)
+    return True, [inputs]
+
+
+def _space_inputs(inputs, space):
+    """What the base class is called with for another space: one architecture as the string
+    given or its JSON text, a batch as a list; a torch ``Dataset`` (``KeyDataset``) or a
+    generator as it is (streamed)."""
+    import types
+
+    from torch.utils.data import Dataset
+
+    if isinstance(inputs, (types.GeneratorType, Dataset)):
+        return inputs
+    single, items = _split_inputs(inputs, space)
+    if not single:
+        return items
+    item = items[0]
+    return item if isinstance(item, str) else json.dumps(space.dump(space.load(item)))

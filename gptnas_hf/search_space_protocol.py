@@ -158,9 +158,16 @@ def register_space(name: str, factory: Callable[..., SearchSpace] | None = None,
     return register(factory) if factory is not None else register
 
 
+#: the modules of the built-in spaces, imported (so registered) on first use; by name, so that a
+#: saved model that carries this module does not carry every space's code with it
+BUILTIN_SPACE_MODULES = ("space_blocks", "space_nas_bench_201")
+
+
 def _register_builtin() -> None:
-    from .space_blocks import BlockSpace  # noqa: F401 - registers "blocks"
-    from .space_nas_bench_201 import NASBench201Space  # noqa: F401 - registers "nas-bench-201"
+    import importlib
+
+    for module in BUILTIN_SPACE_MODULES:
+        importlib.import_module(f"{__package__}.{module}")
 
 
 def space_names() -> list[str]:

@@ -49,6 +49,8 @@ channel count and size; the stem, the reduction blocks and the tail) instead of 
 tracing a network, so scoring all 15,625 cells is cheap. ``skip_connect`` (``nn.Identity``,
 which the tracer skips) and ``none`` (never called) add no record; a convolution adds ReLU,
 Conv and BatchNorm records and a pooling edge one pooling record, in the edges' order.
+:meth:`NASBench201Space.network_block_index` gives each record's block index as the tracer
+numbers them (the GPT's location ids come from it), from the same pieces.
 
 Evolution (:meth:`~NASBench201Space.mutate`, :meth:`~NASBench201Space.crossover`): a mutation
 is the reference's (``mutate_topology_func`` in AutoDL-Projects'
@@ -414,6 +416,19 @@ def _piece(key: tuple) -> tuple[LayerRecord, ...]:
     """The records (ids from 1) of one piece of the network on its input shape ``(C, H, W)``:
     ``("op", op, C, H, W)``, ``("stem", C, H, W)``, ``("reduce", C, C_out, H, W)`` or
     ``("tail", C, H, W, num_classes)``."""
+    return tuple(layer.record for layer in _piece_traced(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _piece_blocks(key: tuple) -> tuple[int, ...]:
+    """The block index (from 0, within the piece) of each record of :func:`_piece`: a piece's
+    blocks are the network's, since each piece is one call of its modules (module doc)."""
+    return tuple(layer.block_index for layer in _piece_traced(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _piece_traced(key: tuple) -> tuple:
+    """The traced layers of one piece (:func:`_piece`'s key)."""
     kind = key[0]
     if kind == "op":
         _, op, c, h, w = key
@@ -431,7 +446,7 @@ def _piece(key: tuple) -> tuple[LayerRecord, ...]:
         module = _Tail(c, num_classes)
     else:  # pragma: no cover - internal keys only
         raise KeyError(key)
-    return tuple(layer.record for layer in trace(module, (c, h, w)))
+    return tuple(trace(module, (c, h, w)))
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -457,6 +472,34 @@ def _network_layers(ops: tuple[str, ...], in_channels: int, height: int, width: 
                 layers.extend(_numbered(key, len(layers) + 1))
     layers.extend(_numbered(("tail", c, h, w, num_classes), len(layers) + 1))
     return layers
+
+
+def _network_block_index(ops: tuple[str, ...], in_channels: int, height: int, width: int,
+                         num_classes: int) -> list[int]:
+    """The block index of each record of :func:`_network_layers` (as :func:`trace` numbers
+    them): each piece's own indices, offset by the blocks before it."""
+    index: list[int] = []
+    offset = 0
+
+    def add(key: tuple) -> None:
+        nonlocal offset
+        blocks = _piece_blocks(key)
+        index.extend(offset + b for b in blocks)
+        offset += max(blocks) + 1 if blocks else 0
+
+    add(("stem", in_channels, height, width))
+    h, w, c = _piece(("stem", in_channels, height, width))[-1].out_size
+    for stage, channels in enumerate(STAGE_CHANNELS):
+        if stage:
+            key = ("reduce", c, channels, h, w)
+            add(key)
+            h, w, c = _piece(key)[-1].out_size
+        keys = [("op", op, c, h, w) for op in ops]
+        for _ in range(CELLS_PER_STAGE):
+            for key in keys:
+                add(key)
+    add(("tail", c, h, w, num_classes))
+    return index
 
 
 # ------------------------------------------------------------------------------------------
@@ -557,6 +600,15 @@ class NASBench201Space(SearchSpace):
         image_size, image_size))`` gives, composed from cached pieces (module doc)."""
         _check_positive(in_channels=in_channels, image_size=image_size, num_classes=num_classes)
         return _network_layers(self.load(arch).ops, in_channels, image_size, image_size, num_classes)
+
+    def network_block_index(self, arch: Any, in_channels: int = 3, image_size: int = 32,
+                            num_classes: int = 10) -> list[int]:
+        """The block index of each record of :meth:`network_layers`, as ``[t.block_index for t in
+        trace(build_network(...), shape)]`` gives it (the stem and each reduction block are one
+        block; every other layer, those of the cells' ops and of the tail, is a block of its
+        own), from cached pieces: what the GPT's location ids are computed from."""
+        _check_positive(in_channels=in_channels, image_size=image_size, num_classes=num_classes)
+        return _network_block_index(self.load(arch).ops, in_channels, image_size, image_size, num_classes)
 
     def unit_label(self, unit: Any) -> str | None:
         return None

@@ -50,14 +50,14 @@ def test_the_adapted_gpt_is_saved_leaves_the_pretrained_one_alone_and_resumes_ex
     # the same search stopped after generation 1, then resumed: the same records and best genome
     stopped = NASSearcher(SearchConfig.from_dict({**TINY, "output_dir": str(tmp_path / "stopped")}), dataset=digits,
                           model=pipe)
-    real = stopped._write_reports
+    real = stopped._save_state
 
-    def stop_after_generation_1(state, population, cache):
-        real(state, population, cache)
+    def stop_after_generation_1(state):
+        real(state)
         if state["generation"] == 2 and state["phase"] != "done":
             raise KeyboardInterrupt("stopped")
 
-    stopped._write_reports = stop_after_generation_1
+    stopped._save_state = stop_after_generation_1
     with pytest.raises(KeyboardInterrupt):
         stopped.run()
     resumed = NASSearcher(SearchConfig.from_dict({**TINY, "output_dir": str(tmp_path / "stopped")}), dataset=digits,

@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gptnas_hf"
 MODEL_SIDE = ("block_labels", "configuration_gptnas", "default_model", "encoding", "genome_budget", "genome_network",
               "genome_sampler", "genome_schema",
               "image_processing_searched", "mask_schedule", "modeling_gptnas", "modeling_searched",
-              "pipeline_nas_reconstruction", "search_space", "tokenization_gptnas")
+              "pipeline_nas_reconstruction", "search_space", "tokenization_gptnas", "search_space_protocol",
+              "space_blocks", "space_nas_bench_201", "architecture_score", "unit_reconstruction")
 
 
 def _relative_imports(path: Path) -> list[ast.ImportFrom]:

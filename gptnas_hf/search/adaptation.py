@@ -68,12 +68,30 @@ def genome_rows(genomes, in_channels: int, num_classes: int, image_size: int, sp
         if space is None:
             genome = Genome.from_json(genome)
             factory = lambda: GenomeNetwork(genome, in_channels, num_classes, init_weights=False)  # noqa: E731
+            layers = trace_factory(factory, (in_channels, image_size, image_size))
         else:
-            genome = space.load(genome)
-            factory = lambda: space.build_network(genome, in_channels, num_classes)  # noqa: E731
-        layers = trace_factory(factory, (in_channels, image_size, image_size))
+            layers = _traced(space, space.load(genome), in_channels, num_classes, image_size)
         rows.append(architecture_row(f"search-{i}", "search", layers))
     return rows
+
+
+#: (space, architecture hash, shape) -> its traced layers: the best cells recur generation after generation
+_TRACED: dict = {}
+_TRACED_MAX = 20_000
+
+
+def _traced(space, arch, in_channels: int, num_classes: int, image_size: int):
+    from ..encoding import trace_factory
+
+    key = (space.name, space.hash(arch), in_channels, num_classes, image_size)
+    layers = _TRACED.get(key)
+    if layers is None:
+        layers = trace_factory(lambda: space.build_network(arch, in_channels, num_classes),
+                               (in_channels, image_size, image_size))
+        if len(_TRACED) >= _TRACED_MAX:
+            _TRACED.clear()
+        _TRACED[key] = layers
+    return layers
 
 
 @functools.lru_cache(maxsize=4)

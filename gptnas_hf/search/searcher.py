@@ -648,8 +648,12 @@ class NASSearcher:
 
         distributed = self._distributed()
         pending = state["pending"]
-        todo = [i for i, c in enumerate(pending) if _needs_training(cache.get(self._hash(c["genome"])),
-                                                                    state["generation"])]
+        todo, seen = [], set()
+        for i, c in enumerate(pending):  # a genome twice in one generation (a rewrite made it again) is done once
+            h = self._hash(c["genome"])
+            if h not in seen and _needs_training(cache.get(h), state["generation"]):
+                todo.append(i)
+            seen.add(h)
         if self.config.prefilter and state["generation"] > 0 and todo:
             todo = self._prefilter(pending, todo, state["generation"], cache)
         mine = todo[distributed.process_index::distributed.num_processes]
