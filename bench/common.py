@@ -139,14 +139,20 @@ def _update_table(name: str, date: str, where: str, headline: str) -> None:
               "(the proxy's training settings included: rows measured before a recipe change keep the old ones).",
               "", "| benchmark | date | machine | headline |",
               "| --- | --- | --- | --- |"]
-    rows = {}
-    if table.is_file():
-        for line in table.read_text().splitlines():
-            if line.startswith("| ") and not line.startswith("| benchmark") and not line.startswith("| ---"):
+    rows, rest = {}, []
+    if table.is_file():  # the benchmark table, then any sections written by hand (kept as they are)
+        lines = table.read_text().splitlines()
+        start = next((i for i, line in enumerate(lines) if line.startswith("| benchmark")), len(lines))
+        end = start
+        while end < len(lines) and lines[end].startswith("| "):
+            line = lines[end]
+            if not line.startswith("| benchmark") and not line.startswith("| ---"):
                 rows[line.split("|")[1].strip()] = line
+            end += 1
+        rest = lines[end:]
     rows[name] = f"| {name} | {date} | {where} | {headline.replace('|', '/')} |"
     table.parent.mkdir(parents=True, exist_ok=True)
-    table.write_text("\n".join(header + [rows[k] for k in sorted(rows)]) + "\n")
+    table.write_text("\n".join(header + [rows[k] for k in sorted(rows)] + rest) + "\n")
 
 
 # -- command line ----------------------------------------------------------------------------

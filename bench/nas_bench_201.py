@@ -42,6 +42,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 import shutil
 import statistics
 import tempfile
@@ -289,7 +290,8 @@ def main(argv=None) -> dict:
     optimum = table.lookup(space.load(table.cell(table.best()[0])))
     shape = {k: getattr(recipe_config.table_config(), k) for k in ("in_channels", "image_size", "num_classes")}
     pipeline = hf_pipeline("nas-reconstruction", model=DEFAULT_MODEL)
-    settings = {"budget": args.budget, "table": str(table_path), "table_fingerprint": table.fingerprint(),
+    shown = os.path.relpath(table_path.resolve(), ROOT) if table_path.is_absolute() else str(table_path)
+    settings = {"budget": args.budget, "table": shown, "table_fingerprint": table.fingerprint(),
                 "recipe": str(RECIPE.relative_to(ROOT)), "arms": {a: ARMS[a] for a in args.arms},
                 "query_budgets": list(budgets), "seeds": [seeds[0], seeds[-1]], "gpt": _checkpoint_id(DEFAULT_MODEL),
                 "threads": torch.get_num_threads()}

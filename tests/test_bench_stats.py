@@ -42,3 +42,17 @@ def test_results_record_the_commit_they_ran_at():
     state = commit()
     assert set(state) == {"sha", "dirty"}
     assert state["sha"] is None or (len(state["sha"]) == 40 and isinstance(state["dirty"], bool))
+
+
+def test_the_results_table_keeps_sections_written_below_it(tmp_path, monkeypatch):
+    from bench import common
+
+    monkeypatch.setenv(common.RESULTS_ENV, str(tmp_path))
+    common._update_table("one", "2026-01-01", "cpu", "first")
+    with open(tmp_path / "RESULTS.md", "a") as f:
+        f.write("\n## Anchors\n\n| method | value |\n| --- | --- |\n| random | 93.70 |\n")
+    common._update_table("two", "2026-01-02", "cpu", "second")
+    common._update_table("one", "2026-01-03", "cpu", "again")
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| one | 2026-01-03 | cpu | again |" in text and "| two |" in text and "first" not in text
+    assert text.index("| two |") < text.index("## Anchors") and text.count("| random | 93.70 |") == 1
