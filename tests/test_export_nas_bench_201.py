@@ -3,7 +3,6 @@ tiny final training on digits, then the run as a transformers image classifier w
 card, loaded with and without the package (HfApi patched: nothing reaches the network). One torch
 thread: tests/conftest.py."""
 
-import csv
 import json
 import os
 import shutil
@@ -26,9 +25,12 @@ from gptnas_hf.genome_budget import GenomeBudgetError
 from gptnas_hf.hub import export_run, push_run
 from gptnas_hf.search.retrain import retrain_run
 from gptnas_hf.search.searcher import NASSearcher, SearchConfig
-from gptnas_hf.space_nas_bench_201 import Cell, NASBench201Network, NASBench201Space, all_cells
+from gptnas_hf.space_nas_bench_201 import Cell, NASBench201Network, NASBench201Space
 
 from conftest import SEARCH_DIGITS
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds bench/
+from bench.nas_bench_201 import synthetic_table  # noqa: E402
 
 TOKEN = "hf_gptnasTESTtoken_0b5d2e8c7a1f4963"
 SPACE = NASBench201Space()
@@ -52,13 +54,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def table(workdir) -> Path:
-    path = workdir / "synthetic.csv"
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["arch", "test_accuracy"])
-        for cell in all_cells():
-            writer.writerow([str(cell), synthetic_accuracy(cell)])
-    return path
+    return synthetic_table(workdir / "synthetic.csv", synthetic_accuracy)
 
 
 @pytest.fixture(scope="module")

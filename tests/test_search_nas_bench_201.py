@@ -1,7 +1,6 @@
 """NAS-Bench-201 through the same searcher, strategies, run directory and CLI as the block space,
 with fitness looked up in a table."""
 
-import csv
 import json
 import os
 import subprocess
@@ -12,7 +11,10 @@ import pytest
 
 from gptnas_hf.search.searcher import NASSearcher, SearchConfig
 from gptnas_hf.search.table_fitness import ArchitectureNotInTableError, TableError
-from gptnas_hf.space_nas_bench_201 import Cell, all_cells
+from gptnas_hf.space_nas_bench_201 import Cell
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds bench/
+from bench.nas_bench_201 import synthetic_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TABLE = REPO.parent / "shared" / "data" / "nas-bench-201" / "cifar10.csv"
@@ -27,13 +29,7 @@ def synthetic_accuracy(cell: Cell) -> float:
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("table") / "synthetic.csv"
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["arch", "test_accuracy"])
-        for cell in all_cells():
-            writer.writerow([str(cell), synthetic_accuracy(cell)])
-    return path
+    return synthetic_table(tmp_path_factory.mktemp("table") / "synthetic.csv", synthetic_accuracy)
 
 
 def recipe(table, tmp_path, **overrides) -> dict:
