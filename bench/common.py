@@ -337,9 +337,12 @@ class CandidateCache:
                 self.records[record["key"]] = record
 
     @staticmethod
-    def key(genome, predicted_blocks, config, data_key: dict, seed: int) -> str:
+    def key(genome, predicted_blocks, config, data_key: dict, seed: int, space=None) -> str:
+        """``space``: the genome's search space (default the block genome, whose keys are
+        unchanged by this argument)."""
         settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "seed")}
-        text = json.dumps({"v": CACHE_VERSION, "code": code_fingerprint(), "genome": genome.to_list(), "predicted": sorted(predicted_blocks),
+        described = {"genome": genome.to_list()} if space is None else {"space": space.name, "genome": space.dump(genome)}
+        text = json.dumps({"v": CACHE_VERSION, "code": code_fingerprint(), **described, "predicted": sorted(predicted_blocks),
                            "eval": settings, "data": data_key, "seed": seed}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
@@ -355,24 +358,25 @@ class CandidateCache:
 
 
 def train_candidate(genome, data, config, data_key: dict, run_seed: int = 0, predicted_blocks=(),
-                    cache: CandidateCache | None = None) -> dict:
+                    cache: CandidateCache | None = None, space=None) -> dict:
     """Build and briefly train one candidate exactly as the searcher does (weights and batches
     seeded from the run's seed and the genome's hash); returns fitness, top-5, the resolved
-    train scope, parameter counts, seconds and images/s. Cached when ``cache`` is given."""
+    train scope, parameter counts, seconds and images/s. Cached when ``cache`` is given.
+    ``space``: the genome's search space (a :class:`SearchSpace`; default the block genome)."""
     from gptnas_hf.search.candidate import candidate_seed, evaluate_candidate
     from gptnas_hf.search_space import Genome
 
-    genome = Genome.from_json(genome)
-    seed = candidate_seed(run_seed, genome)
-    key = CandidateCache.key(genome, predicted_blocks, config, data_key, seed)
+    genome = Genome.from_json(genome) if space is None else space.load(genome)
+    seed = candidate_seed(run_seed, genome, space)
+    key = CandidateCache.key(genome, predicted_blocks, config, data_key, seed, space)
     if cache is not None:
         hit = cache.get(key)
         if hit is not None:
             cache.hits += 1
             return hit
         cache.misses += 1
-    result = evaluate_candidate(genome, data, config, seed=seed, predicted_blocks=predicted_blocks)
-    record = {"key": key, "hash": genome.hash(), "fitness": result["fitness"], "top5": result["top5"],
+    result = evaluate_candidate(genome, data, config, seed=seed, predicted_blocks=predicted_blocks, space=space)
+    record = {"key": key, "hash": genome.hash() if space is None else space.hash(genome), "fitness": result["fitness"], "top5": result["top5"],
               "status": result["status"], "train_scope": result["train_scope"], "parameters": result["parameters"],
               "trainable_parameters": result["trainable_parameters"], "seconds": result["seconds"],
               "images_per_second": round(result["images_per_second"], 1), "epochs": config.epochs}

@@ -35,6 +35,15 @@ Proxies (:data:`ZERO_COST_PROXIES`, extensible with :func:`register_proxy`):
   The sum over scored weights of the L2 norm of the gradient of the mean cross-entropy loss of
   the minibatch, in train mode.
 
+* ``"snip"``: Lee et al. 2019, "SNIP: Single-shot network pruning based on connection
+  sensitivity" (ICLR), as scored by Abdelfattah et al.: the sum over scored weights of
+  ``|theta * dL/dtheta|`` for the mean cross-entropy loss ``L`` of the minibatch, in train mode.
+* ``"jacob_cov"``: the first NASWOT score (Mellor et al., arXiv v1 of the paper above, as
+  scored by Abdelfattah et al.): the Jacobians ``J_i = d(sum of outputs)/d(image_i)`` of the
+  minibatch, in train mode, flattened; with ``v`` the eigenvalues of their correlation matrix
+  (float64) and ``k = 1e-5``, the score is ``-sum(log(v + k) + 1 / (v + k))``. Identical
+  Jacobians (a network whose output ignores its input) give NaN.
+
 *Scored weights* are the ``weight`` parameters of the convolution and ``nn.Linear`` modules
 (:data:`SCORED_LAYERS`), whether or not they require grad: the prunable weights, as in both
 reference implementations (biases and BatchNorm affine parameters take part in the forward
@@ -279,18 +288,51 @@ def _synflow(network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> 
     return float(total)
 
 
-@register_proxy("grad_norm")
-def _grad_norm(network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+def _loss_gradients(network: nn.Module, images: torch.Tensor, labels: torch.Tensor):
+    """The scored weights and the gradients of the minibatch's mean cross-entropy loss with
+    respect to them, in train mode (``[(weight, grad)]``, unused weights left out)."""
     scored = set(_scored_weight_names(network))
     state = _substitutes(network, lambda p: p, lambda b: b.clone())
     weights = [state[name].requires_grad_(True) for name in state if name in scored]
     if not weights:
-        return 0.0
+        return []
     network.train()
     with torch.enable_grad():
         loss = F.cross_entropy(functional_call(network, state, (images,)), labels)
         grads = torch.autograd.grad(loss, weights, allow_unused=True)
-    return float(sum(g.detach().double().norm() for g in grads if g is not None))
+    return [(w.detach(), g.detach()) for w, g in zip(weights, grads) if g is not None]
+
+
+@register_proxy("grad_norm")
+def _grad_norm(network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    return float(sum((g.double().norm() for _, g in _loss_gradients(network, images, labels)), 0.0))
+
+
+@register_proxy("snip")
+def _snip(network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    return float(sum(((w.double() * g.double()).abs().sum() for w, g in _loss_gradients(network, images, labels)), 0.0))
+
+
+#: added to the eigenvalues of jacob_cov's correlation matrix (the reference implementation's k)
+JACOB_COV_K = 1e-5
+
+
+@register_proxy("jacob_cov")
+def _jacob_cov(network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    state = _substitutes(network, lambda p: p, lambda b: b.clone())
+    network.train()
+    inputs = images.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        output = functional_call(network, state, (inputs,))
+        (jacobians,) = torch.autograd.grad(output.sum(), inputs)
+    flat = jacobians.reshape(jacobians.shape[0], -1).double()
+    if not torch.isfinite(flat).all():
+        return float("nan")
+    correlation = torch.corrcoef(flat)
+    if not torch.isfinite(correlation).all():  # a Jacobian with no spread: the score is undefined
+        return float("nan")
+    eigenvalues = torch.linalg.eigvalsh(correlation)
+    return float(-(torch.log(eigenvalues + JACOB_COV_K) + 1.0 / (eigenvalues + JACOB_COV_K)).sum())
 
 
 # -- public API ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ EXPECTED = {
     "mask_rate": ("rows", "best_rate"),
     "reference_ranking": ("networks", "at_chance_fraction", "hand_designed_mean"),
     "fidelity": ("variants", "default_proxy", "reference"),
+    "fidelity_nas_bench_201": ("proxy", "variants", "chosen", "confirmation", "zero_cost", "table"),
     "reconstruction_effect": ("gpt_minus_original", "gpt_minus_control", "at_chance_fraction", "kept_kind_fraction"),
     "with_without_gpt": ("settings", "pairs", "ga_gpt_minus_ga", "random_gpt_minus_random", "adapted_minus_ga",
                          "adapted_minus_pretrained"),

@@ -56,3 +56,37 @@ def test_the_results_table_keeps_sections_written_below_it(tmp_path, monkeypatch
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| one | 2026-01-03 | cpu | again |" in text and "| two |" in text and "first" not in text
     assert text.index("| two |") < text.index("## Anchors") and text.count("| random | 93.70 |") == 1
+
+
+# -- fidelity against NAS-Bench-201 ----------------------------------------------------------------
+def test_rank_stats_bootstrap_interval_and_nan_last():
+    from bench.fidelity_nas_bench_201 import rank_stats
+
+    truth = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    perfect = rank_stats([10, 20, 30, 40, 50, 60], truth, resamples=200)
+    assert perfect["spearman"] == pytest.approx(1.0) and perfect["kendall"] == pytest.approx(1.0)
+    assert perfect["ci95"] == pytest.approx([1.0, 1.0]) and perfect["n"] == 6
+    # a NaN score ranks last: here that is the worst cell, so the ranking stays perfect
+    assert rank_stats([float("nan"), 2, 3, 4, 5, 6], truth, resamples=50)["spearman"] == pytest.approx(1.0)
+    # ... and at the best cell it costs a rank
+    assert rank_stats([1, 2, 3, 4, 5, float("nan")], truth, resamples=50)["spearman"] < 0.5
+    noisy = rank_stats([1, 3, 2, 5, 4, 6], truth, resamples=500)
+    low, high = noisy["ci95"]
+    assert low < noisy["spearman"] <= high <= 1.0
+    assert rank_stats([1, 1, 1], [1, 2, 3])["spearman"] is None  # nothing to rank
+
+
+def test_variant_choice_respects_the_cost_of_the_default_and_samples_are_disjoint():
+    from bench.fidelity_nas_bench_201 import choose, samples
+
+    rows = {"recipe": {"spearman": 0.5, "seconds_per_candidate": 10.0},
+            "cheap": {"spearman": 0.6, "seconds_per_candidate": 2.0},
+            "dear": {"spearman": 0.9, "seconds_per_candidate": 40.0},
+            "broken": {"spearman": None, "seconds_per_candidate": 1.0}}
+    assert choose(rows) == "cheap"  # the dearer one is better but costs more than the default
+    assert choose({"recipe": {"spearman": None, "seconds_per_candidate": 1.0}}) == "recipe"
+    keys = [f"k{i}" for i in range(50)]
+    first = samples(keys, 10, 5, 20)
+    assert first == samples(list(reversed(keys)), 10, 5, 20)  # seeded, independent of input order
+    assert len(first["A"]) == 10 and len(first["B"]) == 5 and not set(first["A"]) & set(first["B"])
+    assert len(set(first["zero_cost"])) == 20

@@ -19,7 +19,7 @@ from gptnas_hf.zero_cost import (
     zero_cost_scores,
 )
 
-PROXIES = ("naswot", "synflow", "grad_norm")
+PROXIES = ("naswot", "synflow", "grad_norm", "snip", "jacob_cov")
 
 
 def _linear(weight, bias=None) -> nn.Linear:
@@ -154,6 +154,50 @@ def test_grad_norm_is_the_sum_of_the_weight_gradient_norms():
     assert score != pytest.approx(zero_cost_score(net, x, y, "grad_norm", seed=4), rel=1e-6)  # dropout is seeded
 
 
+def test_snip_is_the_connection_sensitivity_of_a_weight_mask():
+    """SNIP's definition: the gradient of the loss with respect to a mask of ones on each
+    weight, in absolute value, summed (it equals |w * dL/dw|)."""
+    torch.manual_seed(0)
+    net = _small_cnn().eval()
+    x, y = _batch()
+    score = zero_cost_score(net, x, y, "snip", seed=3)
+
+    manual = copy.deepcopy(net).train()
+    conv, linear = manual[0], manual[6]
+    masks = [torch.ones_like(conv.weight, requires_grad=True), torch.ones_like(linear.weight, requires_grad=True)]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        h = F.conv2d(x, conv.weight.detach() * masks[0], conv.bias, padding=1)
+        h = manual[3](manual[2](manual[1](h)))
+        out = F.linear(manual[5](manual[4](h)), linear.weight.detach() * masks[1], linear.bias)
+        grads = torch.autograd.grad(F.cross_entropy(out, y), masks)
+    assert score == pytest.approx(sum(g.abs().sum().item() for g in grads), rel=1e-5)
+
+
+def test_jacob_cov_of_the_input_jacobians():
+    """-sum(log(v + k) + 1/(v + k)) over the eigenvalues v of the correlation matrix of the
+    per-image Jacobians of the summed output; a network whose output ignores its input is NaN."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(27, 4))
+    x, y = _batch(n=5)
+    score = zero_cost_score(net, x, y, "jacob_cov")
+
+    inputs = x.clone().requires_grad_(True)
+    net(inputs).sum().backward()
+    flat = inputs.grad.reshape(5, -1).double().numpy()
+    import numpy as np
+    v = np.linalg.eigvalsh(np.corrcoef(flat))
+    assert score == pytest.approx(float(-np.sum(np.log(v + 1e-5) + 1 / (v + 1e-5))), rel=1e-9)
+    # a perfectly correlated batch (the same image five times) has eigenvalues 5, 0, 0, 0, 0
+    same = x[:1].repeat(5, 1, 1, 1)
+    assert zero_cost_score(net, same, y, "jacob_cov") == pytest.approx(
+        -(math.log(5 + 1e-5) + 1 / (5 + 1e-5) + 4 * (math.log(1e-5) + 1e5)), rel=1e-4)
+    constant = nn.Sequential(nn.Flatten(), nn.Linear(50, 2))
+    with torch.no_grad():
+        constant[1].weight.zero_()
+    assert math.isnan(zero_cost_score(constant, x, y, "jacob_cov"))
+
+
 # -- contract --------------------------------------------------------------------------------
 def _snapshot(net: nn.Module):
     return ({k: v.clone() for k, v in net.state_dict().items()},
@@ -192,7 +236,7 @@ def test_network_left_as_found_and_scores_reproducible(proxy):
 
 def test_unknown_proxy_names_the_known_ones():
     net, (x, y) = _small_cnn(), _batch()
-    with pytest.raises(ValueError, match="'nope'.*grad_norm, naswot, synflow"):
+    with pytest.raises(ValueError, match="'nope'.*grad_norm, jacob_cov, naswot, snip, synflow"):
         zero_cost_score(net, x, y, "nope")
     with pytest.raises(ValueError, match="nope"):
         zero_cost_scores(net, x, y, ("naswot", "nope"))
