@@ -93,9 +93,12 @@ def write_result(name: str, settings: dict, figures: dict, headline: str) -> Pat
     out = results_dir()
     out.mkdir(parents=True, exist_ok=True)
     record = {"benchmark": name, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "commit": commit(), "machine": machine(), "settings": settings, "figures": figures}
+              "commit": commit(), "provenance": provenance(), "machine": machine(), "settings": settings,
+              "figures": figures}
+    record = json.loads(json.dumps(record, default=_jsonable), object_hook=_without_absolute_paths)
     path = out / f"{name}.json"
-    path.write_text(json.dumps(record, indent=1, default=_jsonable))
+    path.write_text(json.dumps(record, indent=1))
+    headline = shown_path_text(headline)
     budget = settings.get("budget")
     threads = torch.get_num_threads()
     where = machine_name() + ("" if torch.cuda.is_available() else f" ({threads} thread{'s' if threads > 1 else ''})")
@@ -119,6 +122,50 @@ def commit() -> dict:
         return done.stdout.strip() if done.returncode == 0 else ""
 
     return {"sha": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def provenance() -> dict:
+    """What else made a figure besides the commit: the library versions and the hash of the
+    shipped GPT checkpoint (benchmarks that read another checkpoint name it in their settings)."""
+    import transformers
+
+    from gptnas_hf.architecture_score import checkpoint_identity
+    from gptnas_hf.default_model import DEFAULT_MODEL
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
+            "gpt_checkpoint": {"path": shown_path_text(DEFAULT_MODEL), "sha256": checkpoint_identity(DEFAULT_MODEL)}}
+
+
+def _path_prefixes() -> list[tuple[str, str]]:
+    """Absolute prefixes of this machine and what a result file says instead, longest first."""
+    import tempfile
+
+    prefixes = {str(ROOT): ".", str(ROOT.parent): "..", str(Path.home()): "~",
+                str(Path(tempfile.gettempdir()).resolve()): "<tmp>", "/dev/shm": "<tmp>"}
+    return sorted(prefixes.items(), key=lambda item: -len(item[0]))
+
+
+def shown_path_text(text: str) -> str:
+    """``text`` with every absolute path of this machine's repository, its parent folder, the
+    home and the temporary folders written relative to the repository or symbolically
+    (``./`` dropped: ``bench/results``, ``../shared/data``, ``~/.cache``, ``<tmp>/x``)."""
+    import re
+
+    for prefix, shown in _path_prefixes():
+        text = text.replace(prefix + "/", "" if shown == "." else shown + "/")
+        text = re.sub(re.escape(prefix) + r"(?![\w-]|\.\w)", shown, text)
+    return text
+
+
+def _without_absolute_paths(mapping: dict) -> dict:
+    def fix(value):
+        if isinstance(value, str):
+            return shown_path_text(value)
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        return value
+
+    return {shown_path_text(k): fix(v) for k, v in mapping.items()}
 
 
 def _jsonable(value):
@@ -429,21 +476,6 @@ def std(values) -> float | None:
     return (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
 
 
-def paired(a, b) -> dict:
-    """Paired difference a - b: mean, t 95% interval, two-sided Wilcoxon p-value, wins."""
-    from scipy import stats
-
-    diffs = [x - y for x, y in zip(a, b)]
-    n = len(diffs)
-    m = sum(diffs) / n
-    sd = (sum((d - m) ** 2 for d in diffs) / (n - 1)) ** 0.5 if n > 1 else 0.0
-    half = stats.t.ppf(0.975, n - 1) * sd / n ** 0.5 if n > 1 else float("nan")
-    nonzero = [d for d in diffs if d != 0]
-    p = float(stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else None
-    return {"mean": m, "ci95": [m - half, m + half], "p_value": p, "n": n, "wins": sum(d > 0 for d in diffs),
-            "ties": sum(d == 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
-
-
 def paired_t(a, b) -> dict:
     """a - b over the same units (seeds): the mean difference, its t 95% interval and the matching
     two-sided paired t-test p (one analysis, so the interval excludes 0 exactly when p < 0.05),
@@ -477,6 +509,18 @@ def holm(pvalues: dict) -> dict:
     for i, key in enumerate(order):
         running = max(running, min(1.0, (m - i) * pvalues[key]))
         out[key] = running
+    return out
+
+
+def paired_family(comparisons: dict) -> dict:
+    """``{name: (a, b)}`` -> ``{name: paired_t(a, b) + "p_holm"}``: the paired analysis of every
+    comparison one benchmark makes, with Holm's correction across them."""
+    out = {name: paired_t(a, b) for name, (a, b) in comparisons.items()}
+    finite = {name: row["p_value"] for name, row in out.items() if row["p_value"] == row["p_value"]}
+    adjusted = holm(finite)
+    for name, row in out.items():
+        row["p_holm"] = adjusted.get(name, float("nan"))
+        row["family"] = len(finite)
     return out
 
 

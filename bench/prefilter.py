@@ -16,7 +16,7 @@ generation 0), and train every candidate with the same seeded recipe.
 Endpoint: each run's best genome (by the search's own proxy fitness) trained at the settings
 of ``bench.reference_ranking`` (10 epochs on 5,040 CIFAR-10 images) and scored on 2,000 test
 images the search never saw: ``prefilter_minus_plain`` ``{mean, ci95, p_value, n, wins}`` in
-accuracy (``bench.common.paired``: t interval, Wilcoxon signed-rank p). The search's own
+accuracy (``bench.common.paired_t``: t interval and the matching paired t-test, Holm over the two endpoints). The search's own
 best proxy fitness is reported as a secondary endpoint.
 
 Runs live in ``bench/results/runs/prefilter/`` and resume; the reference trainings are cached
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import (CandidateCache, Clock, mean, paired, parse, parser, progress, pyplot, recipe_name, runs_dir,
+from .common import (CandidateCache, Clock, mean, paired_family, parse, parser, progress, pyplot, recipe_name, runs_dir,
                      save_figure, search_config, train_candidate, write_result)
 from .reference_ranking import reference_setup
 
@@ -105,8 +105,10 @@ def main(argv=None) -> dict:
 
     plain, filtered = runs["GA"], runs["GA+prefilter"]
     order = range(seeds)
-    reference_diff = paired([filtered[s]["reference_accuracy"] for s in order], [plain[s]["reference_accuracy"] for s in order])
-    proxy_diff = paired([filtered[s]["best_fitness"] for s in order], [plain[s]["best_fitness"] for s in order])
+    family = paired_family({
+        "reference": ([filtered[s]["reference_accuracy"] for s in order], [plain[s]["reference_accuracy"] for s in order]),
+        "proxy": ([filtered[s]["best_fitness"] for s in order], [plain[s]["best_fitness"] for s in order])})
+    reference_diff, proxy_diff = family["reference"], family["proxy"]
     cost = {label: mean([r["training_seconds"] + r["proxy_seconds"] for r in runs[label].values()]) for label, _ in arms}
     summary = {label: {
         "reference_accuracy": [runs[label][s]["reference_accuracy"] for s in order],

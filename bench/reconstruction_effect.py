@@ -18,8 +18,8 @@ least 1,000 images (300 images a class, a third of them held out for validation)
 network is seeded from its own hash, as in the search.
 
 Reported: paired differences per genome (``gpt_minus_original``, ``gpt_minus_control``,
-``sampled_minus_greedy``), each ``{mean, ci95, p_value, n}`` (t interval; two-sided Wilcoxon
-signed-rank p-value, ``scipy.stats.wilcoxon``), the share of networks at chance, how often a
+``sampled_minus_greedy``), each ``{mean, ci95, p_value, p_holm, n}`` (``bench.common.paired_t``: t interval and the
+matching paired t-test, Holm over the five comparisons), the share of networks at chance, how often a
 masked block keeps its kind, and the distribution of the chosen kinds. Trainings are cached
 (``RESULTS/runs/candidates.jsonl``); ``--shard I/N`` trains every N-th job and writes nothing.
 """
@@ -29,7 +29,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from .common import (CandidateCache, Clock, add_shard_option, eval_config, fmt, mean, paired, parse, parser, progress,
+from .common import (CandidateCache, Clock, add_shard_option, eval_config, fmt, mean, paired_family, parse, parser, progress,
                      pyplot, reconstructor, recipe_name, sample_genomes, save_figure, search_config, shard,
                      train_candidate, write_result)
 
@@ -118,11 +118,11 @@ def main(argv=None) -> dict | None:
     replaced = Counter(g[i]["kind"] for g, r in zip(genomes, greedy) for i in r["predicted_blocks"])
     control_kinds = Counter(c[i]["kind"] for c, r in zip(arms["control"], greedy) for i in r["predicted_blocks"])
     figures = {
-        "gpt_minus_original": paired(fitness["gpt"], fitness["original"]),
-        "gpt_minus_control": paired(fitness["gpt"], fitness["control"]),
-        "sampled_minus_greedy": paired(fitness["gpt_sampled"], fitness["gpt"]),
-        "sampled_minus_original": paired(fitness["gpt_sampled"], fitness["original"]),
-        "control_minus_original": paired(fitness["control"], fitness["original"]),
+        **paired_family({"gpt_minus_original": (fitness["gpt"], fitness["original"]),
+                         "gpt_minus_control": (fitness["gpt"], fitness["control"]),
+                         "sampled_minus_greedy": (fitness["gpt_sampled"], fitness["gpt"]),
+                         "sampled_minus_original": (fitness["gpt_sampled"], fitness["original"]),
+                         "control_minus_original": (fitness["control"], fitness["original"])}),
         "mean_fitness": {arm: mean(fitness[arm]) for arm in ARMS},
         "at_chance_fraction": sum(v <= chance + 0.02 for v in everything) / len(everything),
         "masked_blocks": len(masked), "kept_kind_fraction": sum(kept) / max(len(kept), 1),
@@ -150,7 +150,7 @@ def main(argv=None) -> dict | None:
     ax.axvline(0, color="grey", lw=1)
     ax.set_yticks(range(len(names)), [n.replace("_minus_", " - ") for n in names])
     ax.set_xlabel("paired difference, validation top-1 (points), 95% CI")
-    ax.set_title(f"{n} genomes, mask rate {RATE}; w/t/l and Wilcoxon p", fontsize=9)
+    ax.set_title(f"{n} genomes, mask rate {RATE}; w/t/l and paired t p", fontsize=9)
     ax.grid(alpha=0.3)
     ax = axes[1]
     kinds = sorted(set(chosen) | set(replaced) | set(control_kinds))

@@ -32,8 +32,8 @@ evaluation budget: the same population and generations):
   test split, which the search never saw (CIFAR-10's test images). Cached in each run
   directory (``retrain_short.json``).
 
-Each is reported as ``{mean, ci95, p_value, n, wins}`` (``bench.common.paired``: t interval,
-two-sided Wilcoxon signed-rank p-value); ``ga_gpt_minus_ga`` and ``random_gpt_minus_random``
+Each is reported as ``{mean, ci95, p_value, p_holm, n, wins}`` (``bench.common.paired_t``: t
+interval and the matching paired t-test, Holm over the four comparisons of an endpoint); ``ga_gpt_minus_ga`` and ``random_gpt_minus_random``
 carry the test-accuracy endpoint at their top level and both endpoints inside.
 
 The small budget: population 6, 3 generations, 5 seeds (24 proposals a run); the mask-rate
@@ -47,7 +47,7 @@ import shutil
 
 import torch
 
-from .common import (Clock, data_settings, data_source, load_data, mean, paired, parse, parser, progress, pyplot,
+from .common import (Clock, data_settings, data_source, load_data, mean, paired_family, parse, parser, progress, pyplot,
                      recipe_name, reconstructor, runs_dir, save_figure, search_config, std, write_result)
 
 NAME = "with_without_gpt"
@@ -242,15 +242,20 @@ def main(argv=None) -> dict:
             "mean_points_at_common_evaluations": 100 * mean(at_common),
             "candidate_mean_points": 100 * (summary[with_]["candidate_fitness_mean"] - summary[without]["candidate_fitness_mean"]),
         }
-    endpoints = {}
-    for key, (without, with_) in (("ga_gpt_minus_ga", PAIRS[0]), ("random_gpt_minus_random", PAIRS[1]),
-                                  ("adapted_minus_ga", PAIRS[2]), ("adapted_minus_pretrained", PAIRS[3])):
-        common = min(len(runs[label][s]["records"]) for label in (without, with_) for s in range(seeds))
-        auc = paired([_auc(runs[with_][s]["records"], common) for s in range(seeds)],
+    endpoints, tests, aucs, commons = {}, {}, {}, {}
+    named = (("ga_gpt_minus_ga", PAIRS[0]), ("random_gpt_minus_random", PAIRS[1]),
+             ("adapted_minus_ga", PAIRS[2]), ("adapted_minus_pretrained", PAIRS[3]))
+    for key, (without, with_) in named:
+        commons[key] = common = min(len(runs[label][s]["records"]) for label in (without, with_) for s in range(seeds))
+        aucs[key] = ([_auc(runs[with_][s]["records"], common) for s in range(seeds)],
                      [_auc(runs[without][s]["records"], common) for s in range(seeds)])
-        test = paired([runs[with_][s]["test_top1"] for s in range(seeds)], [runs[without][s]["test_top1"] for s in range(seeds)])
-        endpoints[key] = {**{k: test[k] for k in ("mean", "ci95", "p_value", "n", "wins")}, "endpoint": "test_accuracy",
-                          "test_accuracy": test, "auc": {**auc, "evaluations": common}}
+        tests[key] = ([runs[with_][s]["test_top1"] for s in range(seeds)], [runs[without][s]["test_top1"] for s in range(seeds)])
+    tests, aucs = paired_family(tests), paired_family(aucs)  # paired t, Holm over the four comparisons
+    for key, _ in named:
+        test = tests[key]
+        endpoints[key] = {**{k: test[k] for k in ("mean", "ci95", "p_value", "p_holm", "n", "wins")},
+                          "endpoint": "test_accuracy", "test_accuracy": test,
+                          "auc": {**aucs[key], "evaluations": commons[key]}}
     figures = {"settings": summary, "pairs": pairs, "thresholds": list(thresholds), "random_runs_seeded_from_ga": copied,
                **endpoints}
     settings = {"budget": args.budget, "population": population, "generations": generations, "seeds": seeds,

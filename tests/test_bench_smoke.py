@@ -4,6 +4,7 @@ seconds) into a temporary results directory: bench/results and bench/RESULTS.md 
 import importlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -63,6 +64,13 @@ def test_benchmark_smoke(name, results):
     for key in EXPECTED[name]:
         assert key in record["figures"], key
     assert "cpu_count" in record["machine"] and record["date"]
+    # provenance: the commit, the library versions and the shipped GPT's hash; no absolute path
+    assert set(record["commit"]) == {"sha", "dirty"}
+    assert {"torch", "transformers", "gpt_checkpoint"} <= set(record["provenance"])
+    assert record["provenance"]["gpt_checkpoint"]["sha256"]
+    text = (results / f"{name}.json").read_text()
+    assert str(common.ROOT) not in text and str(Path.home()) + "/" not in text and str(results) not in text
+    assert not re.search(r'"/(work|tmp|home|root|dev/shm)\b', text), re.search(r'"/[^"]*"', text)
     assert (results / f"{name}.png").stat().st_size > 1000
     table = (results / "RESULTS.md").read_text()
     assert f"| {name} |" in table and "smoke budget" in table

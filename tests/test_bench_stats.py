@@ -90,3 +90,31 @@ def test_variant_choice_respects_the_cost_of_the_default_and_samples_are_disjoin
     assert first == samples(list(reversed(keys)), 10, 5, 20)  # seeded, independent of input order
     assert len(first["A"]) == 10 and len(first["B"]) == 5 and not set(first["A"]) & set(first["B"])
     assert len(set(first["zero_cost"])) == 20
+
+
+def test_paired_family_is_paired_t_with_holm_across_the_comparisons():
+    from bench.common import paired_family
+
+    a = [1.0, 2.0, 3.0, 4.0, 5.0]
+    family = paired_family({"big": ([x + 1.0 + 0.1 * i for i, x in enumerate(a)], a),
+                            "none": ([x + (-0.1) ** i for i, x in enumerate(a)], a)})
+    for name, (x, y) in {"big": ([x + 1.0 + 0.1 * i for i, x in enumerate(a)], a)}.items():
+        assert family[name]["p_value"] == pytest.approx(paired_t(x, y)["p_value"])
+    ps = {k: v["p_value"] for k, v in family.items()}
+    expected = holm(ps)
+    assert family["big"]["p_holm"] == pytest.approx(expected["big"]) and family["big"]["p_holm"] == pytest.approx(2 * ps["big"])
+    assert family["none"]["p_holm"] == pytest.approx(max(expected["none"], expected["big"]))
+    assert family["big"]["family"] == 2 and family["big"]["test"] == "paired t"
+
+
+def test_result_paths_are_written_relative_or_symbolically():
+    import tempfile
+
+    from bench.common import ROOT, shown_path_text
+
+    assert shown_path_text(f"{ROOT}/bench/results/x.json") == "bench/results/x.json"
+    assert shown_path_text(f"{ROOT.parent}/shared/data/cifar10") == "../shared/data/cifar10"
+    assert shown_path_text(f"no table at {ROOT}.") == "no table at .."
+    assert shown_path_text(f"{Path.home()}/.cache/gptnas_hf") == "~/.cache/gptnas_hf"
+    assert shown_path_text(f"{Path(tempfile.gettempdir()).resolve()}/run-1/x") == "<tmp>/run-1/x"
+    assert shown_path_text(f"{ROOT}-other") == f"{ROOT}-other".replace(str(ROOT.parent), "..")
