@@ -103,7 +103,9 @@ def write_result(name: str, settings: dict, figures: dict, headline: str) -> Pat
     threads = torch.get_num_threads()
     where = machine_name() + ("" if torch.cuda.is_available() else f" ({threads} thread{'s' if threads > 1 else ''})")
     where += f", {budget} budget" if budget else ""
-    _update_table(name, record["date"][:10], where, headline)
+    sha = record["commit"]["sha"]
+    _update_table(name, record["date"][:10], where, headline,
+                  sha=(sha[:7] + ("+" if record["commit"]["dirty"] else "")) if sha else None)
     print(headline)
     print(f"-> {path}")
     return path
@@ -178,14 +180,27 @@ def _jsonable(value):
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
-def _update_table(name: str, date: str, where: str, headline: str) -> None:
+def _recorded_commit(name: str) -> str:
+    """The short commit a benchmark's JSON in the results folder records, else why not."""
+    path = results_dir() / f"{name}.json"
+    try:
+        sha = (json.loads(path.read_text()).get("commit") or {}).get("sha")
+    except (OSError, ValueError, AttributeError):
+        sha = None
+    return sha[:7] if sha else "not recorded"
+
+
+def _update_table(name: str, date: str, where: str, headline: str, sha: str | None = None) -> None:
+    """Put NAME's row (date, commit, machine, headline) in the results table; rows written before
+    the commit column get the commit their JSON records."""
     table = table_path()
     header = ["# Benchmark results", "", "Measured figures, one row per benchmark (latest run); details in "
               "`bench/results/NAME.json` and `NAME.png`. Run one with `python -m bench.NAME --budget small`, "
               "all with `python -m bench.all --budget small`. Each JSON records the exact settings it ran with "
-              "(the proxy's training settings included: rows measured before a recipe change keep the old ones).",
-              "", "| benchmark | date | machine | headline |",
-              "| --- | --- | --- | --- |"]
+              "(the proxy's training settings included: rows measured before a recipe change keep the old ones), "
+              "the commit it ran at (the `commit` column; a `+` marks uncommitted changes) and the library versions.",
+              "", "| benchmark | date | commit | machine | headline |",
+              "| --- | --- | --- | --- | --- |"]
     rows, rest = {}, []
     if table.is_file():  # the benchmark table, then any sections written by hand (kept as they are)
         lines = table.read_text().splitlines()
@@ -194,10 +209,14 @@ def _update_table(name: str, date: str, where: str, headline: str) -> None:
         while end < len(lines) and lines[end].startswith("| "):
             line = lines[end]
             if not line.startswith("| benchmark") and not line.startswith("| ---"):
-                rows[line.split("|")[1].strip()] = line
+                cells = line.split("|")[1:-1]
+                key = cells[0].strip()
+                if len(cells) == 4:  # a row from before the commit column
+                    cells.insert(2, f" {_recorded_commit(key)} ")
+                rows[key] = "|" + "|".join(cells) + "|"
             end += 1
         rest = lines[end:]
-    rows[name] = f"| {name} | {date} | {where} | {headline.replace('|', '/')} |"
+    rows[name] = f"| {name} | {date} | {sha or _recorded_commit(name)} | {where} | {headline.replace('|', '/')} |"
     table.parent.mkdir(parents=True, exist_ok=True)
     table.write_text("\n".join(header + [rows[k] for k in sorted(rows)] + rest) + "\n")
 

@@ -54,8 +54,25 @@ def test_the_results_table_keeps_sections_written_below_it(tmp_path, monkeypatch
     common._update_table("two", "2026-01-02", "cpu", "second")
     common._update_table("one", "2026-01-03", "cpu", "again")
     text = (tmp_path / "RESULTS.md").read_text()
-    assert "| one | 2026-01-03 | cpu | again |" in text and "| two |" in text and "first" not in text
+    assert "| one | 2026-01-03 | not recorded | cpu | again |" in text and "| two |" in text and "first" not in text
     assert text.index("| two |") < text.index("## Anchors") and text.count("| random | 93.70 |") == 1
+
+
+def test_results_table_rows_carry_the_commit_and_old_rows_get_theirs_from_the_json(tmp_path, monkeypatch):
+    import json
+
+    from bench import common
+
+    monkeypatch.setenv(common.RESULTS_ENV, str(tmp_path))
+    (tmp_path / "RESULTS.md").write_text("# t\n\n| benchmark | date | machine | headline |\n| --- | --- | --- | --- |\n"
+                                         "| old | 2026-01-01 | cpu | before |\n| lost | 2026-01-01 | cpu | x |\n")
+    (tmp_path / "old.json").write_text(json.dumps({"commit": {"sha": "0123456789abcdef", "dirty": False}}))
+    common._update_table("new", "2026-01-02", "cpu", "after", sha="fedcba9+")
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| benchmark | date | commit | machine | headline |" in text
+    assert "| old | 2026-01-01 | 0123456 | cpu | before |" in text
+    assert "| lost | 2026-01-01 | not recorded | cpu | x |" in text
+    assert "| new | 2026-01-02 | fedcba9+ | cpu | after |" in text
 
 
 # -- fidelity against NAS-Bench-201 ----------------------------------------------------------------
