@@ -15,7 +15,11 @@ Arms (every one a run of the same :class:`~gptnas_hf.search.searcher.NASSearcher
 * ``ga_adapted``: GA+GPT whose GPT is fine-tuned on the best cells queried so far after each
   generation (``gpt_adaptation``, its defaults);
 * ``ga_size_prior``: the control. GA+GPT with the GPT's score replaced by the network's
-  parameter count: the same rewrite, lacking only the GPT's knowledge.
+  parameter count: the same rewrite, lacking only the GPT's knowledge;
+* ``ga_filter_gpt`` / ``ga_filter_size`` / ``ga_filter_gpt_size``: the proposal filter
+  (``proposal_filter``): the GA proposes 4 times as many cells as it queries and the best-rated
+  are queried, rated by the GPT's mean log-likelihood, by the parameter count (the control), or
+  by the two ranks averaged.
 
 The same seed gives every arm the same initial proposals (``initial_population`` of the same
 sampler). A query is a distinct cell looked up (a repeat is free); each run goes to the largest
@@ -28,8 +32,8 @@ best-so-far curves with 95% bands (PNG); seconds per run of 100 queries (timed s
 after warm-up, on one thread); the GPT's mean log-likelihood and the parameter count as
 zero-cost proxies, Spearman against the table over all its cells.
 
-Resumable: every finished run is appended to ``RESULTS/runs/nas_bench_201/<key>.jsonl`` (key: the
-table, the arms' settings, the GPT checkpoint and the search code), and a killed benchmark
+Resumable: every finished run is appended to ``RESULTS/runs/nas_bench_201/<arm>-<key>.jsonl`` (key:
+the table, the arm's settings, the GPT checkpoint and the search code), and a killed benchmark
 starts again where it stopped. ``--shard I/N`` runs every N-th seed and writes no results
 (several processes share the cache); a last run without ``--shard`` aggregates.
 The GPT is never trained on NAS-Bench-201 (only ``ga_adapted`` fine-tunes on what its own
@@ -64,10 +68,18 @@ ARMS = {
     "random_gpt": {"strategy": "random", "use_gpt": True},
     "ga_adapted": {"strategy": "ga", "use_gpt": True, "gpt_adaptation": {}},
     "ga_size_prior": {"strategy": "ga", "use_gpt": True, "reconstruction_scorer": "parameters"},
+    # the proposal filter (search/proposal_filter.py): the GA proposes 4x, the best-rated are queried
+    "ga_filter_gpt": {"strategy": "ga", "use_gpt": False, "proposal_filter": "gpt", "proposal_pool": 4},
+    "ga_filter_size": {"strategy": "ga", "use_gpt": False, "proposal_filter": "parameters", "proposal_pool": 4},
+    "ga_filter_gpt_size": {"strategy": "ga", "use_gpt": False, "proposal_filter": "gpt+parameters", "proposal_pool": 4},
 }
 PAIRS = {"ga_gpt_minus_ga": ("ga_gpt", "ga"), "ga_gpt_minus_rea": ("ga_gpt", "rea"),
          "ga_gpt_minus_size_prior": ("ga_gpt", "ga_size_prior"), "random_gpt_minus_random": ("random_gpt", "random"),
-         "ga_adapted_minus_ga_gpt": ("ga_adapted", "ga_gpt"), "ga_adapted_minus_ga": ("ga_adapted", "ga")}
+         "ga_adapted_minus_ga_gpt": ("ga_adapted", "ga_gpt"), "ga_adapted_minus_ga": ("ga_adapted", "ga"),
+         "ga_filter_gpt_minus_ga_filter_size": ("ga_filter_gpt", "ga_filter_size"),
+         "ga_filter_gpt_size_minus_ga_filter_size": ("ga_filter_gpt_size", "ga_filter_size"),
+         "ga_filter_gpt_minus_rea": ("ga_filter_gpt", "rea"), "ga_filter_gpt_size_minus_rea": ("ga_filter_gpt_size", "rea"),
+         "ga_filter_gpt_minus_ga": ("ga_filter_gpt", "ga")}
 #: published figures on NAS-Bench-201's CIFAR-10 test accuracy, beside ours in RESULTS.md
 ANCHORS = {"optimum": 94.37, "random search (NAS-Bench-201 paper, 500 runs, 12,000 simulated s)": "93.70 ± 0.36",
            "REINFORCE (same)": "93.85 ± 0.37", "GENIUS (GPT-4), 10 queries": "93.84 ± 0.33"}
@@ -136,23 +148,32 @@ def run_arm(table: Path, arm: str, seed: int, max_queries: int, pipeline) -> dic
 
 
 class RunCache:
-    """Finished runs on disk (module doc)."""
+    """Finished runs on disk (module doc), one file per arm: ``keys`` maps an arm to the key of
+    everything that decides its runs, so adding an arm or changing one reruns only that arm."""
 
-    def __init__(self, key: str):
-        self.path = runs_dir() / NAME / f"{key}.jsonl"
+    def __init__(self, keys: dict[str, str]):
+        self.keys = dict(keys)
+        self.folder = runs_dir() / NAME
         self.runs: dict[tuple[str, int], dict] = {}
-        if self.path.is_file():
-            for line in self.path.read_text().splitlines():
+        for arm, key in self.keys.items():
+            path = self.path(arm)
+            if not path.is_file():
+                continue
+            for line in path.read_text().splitlines():
                 try:
                     run = json.loads(line)
                 except json.JSONDecodeError:  # a line cut by a kill: that run is done again
                     continue
-                self.runs[(run["arm"], run["seed"])] = run
+                if run.get("arm") == arm:
+                    self.runs[(arm, run["seed"])] = run
+
+    def path(self, arm: str) -> Path:
+        return self.folder / f"{arm}-{self.keys[arm]}.jsonl"
 
     def put(self, run: dict) -> None:
         self.runs[(run["arm"], run["seed"])] = run
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.path(run["arm"]), "a") as f:
             f.write(json.dumps(run) + "\n")
 
 
@@ -300,10 +321,10 @@ def main(argv=None) -> dict:
                 "recipe": str(RECIPE.relative_to(ROOT)), "arms": {a: ARMS[a] for a in args.arms},
                 "query_budgets": list(budgets), "seeds": [seeds[0], seeds[-1]], "gpt": _checkpoint_id(DEFAULT_MODEL),
                 "threads": torch.get_num_threads()}
-    key = hashlib.sha256(json.dumps({"table": table.fingerprint(), "arms": ARMS, "gpt": settings["gpt"],
-                                     "code": _source_fingerprint(), "budget": max(budgets)},
-                                    sort_keys=True).encode()).hexdigest()[:16]
-    cache = RunCache(key)
+    code = _source_fingerprint()
+    cache = RunCache({arm: hashlib.sha256(json.dumps({"table": table.fingerprint(), "arm": ARMS[arm], "gpt": settings["gpt"],
+                                                      "code": code, "budget": max(budgets)},
+                                                     sort_keys=True).encode()).hexdigest()[:16] for arm in args.arms})
     arm_seeds = {arm: seeds[:args.adapted_seeds] if arm == "ga_adapted" and args.adapted_seeds else seeds
                  for arm in args.arms}
     settings["seeds_per_arm"] = {arm: len(v) for arm, v in arm_seeds.items()}
@@ -312,7 +333,7 @@ def main(argv=None) -> dict:
                         cache_dir=results_dir() / "runs" / NAME / "scores" if smoke else None)
     todo = [(arm, s) for s in shard(seeds, args.shard) for arm in args.arms
             if s in arm_seeds[arm] and (arm, s) not in cache.runs]
-    progress(f"{len(todo)} runs to do ({len(cache.runs)} cached in {cache.path})")
+    progress(f"{len(todo)} runs to do ({len(cache.runs)} cached in {cache.folder})")
     started = time.perf_counter()
     for i, (arm, seed) in enumerate(todo, 1):
         cache.put(run_arm(table_path, arm, seed, max(budgets), pipeline))
@@ -323,13 +344,13 @@ def main(argv=None) -> dict:
         return {}
     missing = [(a, s) for a in args.arms for s in arm_seeds[a] if (a, s) not in cache.runs]
     if missing:
-        raise SystemExit(f"bench.{NAME}: {len(missing)} runs missing from {cache.path}; run again without --shard")
+        raise SystemExit(f"bench.{NAME}: {len(missing)} runs missing from {cache.folder}; run again without --shard")
     arms_table, pairs = summarise(cache.runs, args.arms, arm_seeds, budgets, optimum)
     figures = {"seeds": seeds, "optimum": optimum, "arms": arms_table, "pairs": pairs,
                "seeds_per_arm": settings["seeds_per_arm"], "proxy": proxy,
                "seconds_per_run": timing(table_path, args.arms, SMOKE["timing_seeds"] if smoke else args.timing_seeds,
                                          pipeline, SMOKE["timing_queries"] if smoke else 100),
-               "anchors": ANCHORS, "run_cache": str(cache.path.relative_to(results_dir()))}
+               "anchors": ANCHORS, "run_cache": {arm: str(cache.path(arm).relative_to(results_dir())) for arm in args.arms}}
     plot_path = save_figure(plot(cache.runs, args.arms, arm_seeds, max(budgets), optimum,
                                  f"NAS-Bench-201 ({table_path.name}): best so far, {len(seeds)} seeds, 95% bands"),
                             NAME)

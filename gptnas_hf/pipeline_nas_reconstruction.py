@@ -322,9 +322,8 @@ class NASReconstructionPipeline(Pipeline):
         _check_int("num_classes", num_classes, 1)
         space = _resolve_space(space) or create_space("blocks")
         single, items = _split_inputs(archs, space)
-        scores = self.architecture_scorer(window_size).score(space, [space.load(a) for a in items],
-                                                             in_channels=in_channels, image_size=image_size,
-                                                             num_classes=num_classes)
+        shape = {"in_channels": int(in_channels), "image_size": int(image_size), "num_classes": int(num_classes)}
+        scores = self._architecture_scores(space, [space.load(a) for a in items], shape, window_size)
         return scores[0] if single else scores
 
     # -- Algorithm 1 -------------------------------------------------------------------------

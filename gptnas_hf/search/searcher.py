@@ -64,6 +64,7 @@ from ..space_blocks import BlockSpace
 from .budget import SearchBudget, repair
 from .candidate import candidate_seed, evaluate_candidate, seed_for
 from .diversity import population_diversity
+from .proposal_filter import PROPOSAL_SCORERS, average_ranks, filter_proposals
 from .run_directory import RunDirectory
 from .strategies import (DEFAULT_CROSSOVER_RATE, DEFAULT_MUTATION_RATE, DEFAULT_POPULATION_SIZE, Individual,
                          create_strategy, strategy_names)
@@ -95,6 +96,8 @@ SEARCH_CHECKS = {
     "space": (lambda v: v in space_names(), "a registered search space (blocks, nas-bench-201, ...)"),
     "max_queries": POSITIVE,
     "reconstruction_scorer": (lambda v: v in RECONSTRUCTION_SCORERS, "'gpt' or 'parameters'"),
+    "proposal_filter": (lambda v: v is None or v in PROPOSAL_SCORERS, "null, " + ", ".join(PROPOSAL_SCORERS)),
+    "proposal_pool": POSITIVE,
 }
 
 #: what rates a masked unit's alternatives in a space other than the block genome: the GPT's mean
@@ -126,6 +129,8 @@ class SearchConfig:
     reconstruction_temperature: float = 1.0
     reconstruction_scorer: str = "gpt"  # spaces other than blocks: "gpt" | "parameters" (the size-prior control)
     gpt_adaptation: dict | None = None  # fine-tune the GPT on the best genomes after each generation (adaptation.py)
+    proposal_filter: str | None = None  # rate pool x the proposals a step needs and keep the best (proposal_filter.py)
+    proposal_pool: int = 4  # proposals drawn per one kept when proposal_filter is on
     prefilter: str | None = None  # a zero-cost proxy (naswot, synflow, grad_norm) ranking the offspring; None: off
     prefilter_keep: float = 0.5  # the share of each generation's offspring trained when prefilter is on
     dataset: str = "cifar10"
@@ -344,6 +349,9 @@ class NASSearcher:
                                           (self.shape["in_channels"], self.shape["num_classes"],
                                            self.shape["image_size"]), space=self.space)
                 self.reconstructor = self.adapter.pipeline  # its own copy of the model
+        self._filter_gpt = None  # the GPT that rates proposals when proposal_filter needs one and use_gpt is off
+        if config.proposal_filter in ("gpt", "gpt+parameters") and self.reconstructor is None:
+            self._filter_gpt = self._load_pipeline(model or config.model)
         self.evaluation_key = self._evaluation_key(model or config.model)
         self._accelerator = None
         self._queries = 0  # distinct architectures this run has evaluated (max_queries)
@@ -797,7 +805,7 @@ class NASSearcher:
                 state.update(phase="done", pending=[])
             else:
                 state["generation"] += 1
-                proposals = self.strategy.propose_with_origins(population, rng)
+                proposals = self._propose(population, rng, cache)
                 state["pending"] = self._within_query_budget(
                     self._prepare([(p.genome, p.origin) for p in proposals], state["generation"]), cache)
             state["rng"] = _rng_state(rng)
@@ -808,6 +816,28 @@ class NASSearcher:
                     self._write_reports(state, population, cache)
                     self._reported = time.monotonic()
         return SearchResult(self._best(population, cache), population, state["history"], self.output_dir, len(cache))
+
+    def _propose(self, population: list[Individual], rng: random.Random, cache: dict) -> list:
+        """The strategy's proposals for the next step; with ``proposal_filter``, the best-rated
+        of ``proposal_pool`` times as many (proposal_filter.py)."""
+        proposals = self.strategy.propose_with_origins(population, rng)
+        if self.config.proposal_filter is None or not proposals:
+            return proposals
+        pool = list(proposals)
+        for _ in range(self.config.proposal_pool - 1):
+            pool.extend(self.strategy.propose_with_origins(population, rng))
+        kept = filter_proposals(pool, len(proposals), self._proposal_scores, lambda p: self._hash(p.genome), set(cache))
+        return [proposal for proposal, _ in kept]
+
+    def _proposal_scores(self, proposals: list) -> list[float]:
+        archs = [self.space.load(p.genome) for p in proposals]
+        scorer = self.config.proposal_filter
+        sizes = [float(self._parameters(a)) for a in archs] if scorer != "gpt" else []
+        if scorer == "parameters":
+            return sizes
+        gpt = self.reconstructor or self._filter_gpt
+        likelihood = gpt.score(archs, space=self.space, window_size=self.config.window_size, **self.shape)
+        return likelihood if scorer == "gpt" else average_ranks(likelihood, sizes)
 
     def _adapt(self, state: dict, cache: dict) -> None:
         """Fine-tune the GPT on the best genomes so far (adaptation.py) before it rebuilds the
