@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_TABLE = Path(__file__).resolve().parent / "RESULTS.md"
 RESULTS_ENV = "GPTNAS_BENCH_RESULTS"
+REUSE_STALE_ENV = "GPTNAS_BENCH_REUSE_STALE"
 CIFAR10_ENV = "GPTNAS_CIFAR10"
 #: where the real CIFAR-10 (Hugging Face parquet: train.parquet, test.parquet) is expected
 DEFAULT_CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10"
@@ -229,6 +230,8 @@ def parser(doc: str, seeds_help: str) -> argparse.ArgumentParser:
                    help="small: the CPU proxy (about 15 minutes on 2 cores); paper: the paper's scale, for a GPU")
     p.add_argument("--seeds", type=int, default=None, help=seeds_help)
     p.add_argument("--results-dir", default=None, help=f"write results here instead of bench/results (or set ${RESULTS_ENV})")
+    p.add_argument("--reuse-stale-runs", action="store_true",
+                   help="reuse cached trainings made by other training code (they are refused by default)")
     p.add_argument("--dataset", default=None,
                    help=f"the CIFAR-10 copy (HF parquet); default ${CIFAR10_ENV} or {DEFAULT_CIFAR10}")
     p.add_argument("--threads", type=int, default=None,
@@ -265,6 +268,8 @@ def parse(p: argparse.ArgumentParser, argv) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.results_dir:
         os.environ[RESULTS_ENV] = str(Path(args.results_dir).resolve())
+    if args.reuse_stale_runs:
+        os.environ[REUSE_STALE_ENV] = "1"
     threads = args.threads or (None if torch.cuda.is_available() else 1)
     if threads:
         torch.set_num_threads(threads)
@@ -389,11 +394,15 @@ class CandidateCache:
     seed and the code (:func:`code_fingerprint`). Benchmarks that train the same candidate the same way (mask_rate and fidelity
     share genomes) train it once; a re-run resumes where a killed one stopped."""
 
-    def __init__(self, path: Path | None = None, enabled: bool = True):
+    def __init__(self, path: Path | None = None, enabled: bool = True, reuse_stale: bool | None = None):
+        """``reuse_stale``: also answer from trainings made by other training code (matched on
+        everything else; default: ``--reuse-stale-runs`` / ``$GPTNAS_BENCH_REUSE_STALE``)."""
         self.path = path or runs_dir() / "candidates.jsonl"
         self.enabled = enabled
+        self.reuse_stale = os.environ.get(REUSE_STALE_ENV) == "1" if reuse_stale is None else reuse_stale
         self.records: dict[str, dict] = {}
-        self.hits = self.misses = 0
+        self.loose: dict[str, dict] = {}
+        self.hits = self.misses = self.stale_hits = 0
         if enabled and self.path.is_file():
             for line in self.path.read_text().splitlines():
                 try:
@@ -401,19 +410,38 @@ class CandidateCache:
                 except json.JSONDecodeError:
                     continue
                 self.records[record["key"]] = record
+                if record.get("loose"):
+                    self.loose[record["loose"]] = record
+        code = code_fingerprint()
+        self.stale = sum(r.get("code", code) != code for r in self.records.values())
+        if self.stale:
+            progress(f"{self.stale} cached trainings in {self.path.name} were made by other training code: "
+                     + ("reused where nothing else differs (--reuse-stale-runs)" if self.reuse_stale else
+                        "not reused (pass --reuse-stale-runs to reuse them)"))
 
     @staticmethod
-    def key(genome, predicted_blocks, config, data_key: dict, seed: int, space=None) -> str:
+    def key(genome, predicted_blocks, config, data_key: dict, seed: int, space=None, code: bool = True) -> str:
         """``space``: the genome's search space (default the block genome, whose keys are
-        unchanged by this argument)."""
+        unchanged by this argument); ``code=False``: the key without the training code's
+        fingerprint (what a stale training is matched on)."""
         settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("progress", "seed")}
         described = {"genome": genome.to_list()} if space is None else {"space": space.name, "genome": space.dump(genome)}
-        text = json.dumps({"v": CACHE_VERSION, "code": code_fingerprint(), **described, "predicted": sorted(predicted_blocks),
-                           "eval": settings, "data": data_key, "seed": seed}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:24]
+        fields = {"v": CACHE_VERSION, **described, "predicted": sorted(predicted_blocks), "eval": settings,
+                  "data": data_key, "seed": seed}
+        if code:
+            fields["code"] = code_fingerprint()
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
 
-    def get(self, key: str) -> dict | None:
-        return self.records.get(key) if self.enabled else None
+    def get(self, key: str, loose: str | None = None) -> dict | None:
+        """The training under ``key``; with ``reuse_stale``, else one made by other training
+        code under the ``loose`` key."""
+        if not self.enabled:
+            return None
+        hit = self.records.get(key)
+        if hit is None and self.reuse_stale and loose is not None:
+            hit = self.loose.get(loose)
+            self.stale_hits += hit is not None
+        return hit
 
     def put(self, record: dict) -> None:
         self.records[record["key"]] = record
@@ -435,8 +463,9 @@ def train_candidate(genome, data, config, data_key: dict, run_seed: int = 0, pre
     genome = Genome.from_json(genome) if space is None else space.load(genome)
     seed = candidate_seed(run_seed, genome, space)
     key = CandidateCache.key(genome, predicted_blocks, config, data_key, seed, space)
+    loose = CandidateCache.key(genome, predicted_blocks, config, data_key, seed, space, code=False)
     if cache is not None:
-        hit = cache.get(key)
+        hit = cache.get(key, loose)
         if hit is not None:
             cache.hits += 1
             return hit
@@ -445,7 +474,8 @@ def train_candidate(genome, data, config, data_key: dict, run_seed: int = 0, pre
     record = {"key": key, "hash": genome.hash() if space is None else space.hash(genome), "fitness": result["fitness"], "top5": result["top5"],
               "status": result["status"], "train_scope": result["train_scope"], "parameters": result["parameters"],
               "trainable_parameters": result["trainable_parameters"], "seconds": result["seconds"],
-              "images_per_second": round(result["images_per_second"], 1), "epochs": config.epochs}
+              "images_per_second": round(result["images_per_second"], 1), "epochs": config.epochs,
+              "loose": loose, "code": code_fingerprint()}
     if cache is not None:
         cache.put(record)
     return record

@@ -135,3 +135,21 @@ def test_result_paths_are_written_relative_or_symbolically():
     assert shown_path_text(f"{Path.home()}/.cache/gptnas_hf") == "~/.cache/gptnas_hf"
     assert shown_path_text(f"{Path(tempfile.gettempdir()).resolve()}/run-1/x") == "<tmp>/run-1/x"
     assert shown_path_text(f"{ROOT}-other") == f"{ROOT}-other".replace(str(ROOT.parent), "..")
+
+
+def test_trainings_by_other_training_code_are_refused_unless_reuse_is_asked(tmp_path, capsys):
+    import json
+
+    from bench.common import CandidateCache, code_fingerprint
+
+    path = tmp_path / "candidates.jsonl"
+    old = {"key": "made-by-old-code", "loose": "same-everything-else", "code": "0000", "fitness": 0.5}
+    current = {"key": "k2", "loose": "l2", "code": code_fingerprint(), "fitness": 0.7}
+    path.write_text(json.dumps(old) + "\n" + json.dumps(current) + "\n")
+    strict = CandidateCache(path, reuse_stale=False)
+    assert strict.stale == 1 and "1 cached trainings" in capsys.readouterr().out
+    assert strict.get("key-under-new-code", "same-everything-else") is None
+    assert strict.get("k2", "l2") == current
+    lenient = CandidateCache(path, reuse_stale=True)
+    assert lenient.get("key-under-new-code", "same-everything-else") == old and lenient.stale_hits == 1
+    assert lenient.get("key-under-new-code", "another") is None
