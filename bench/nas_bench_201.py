@@ -206,7 +206,11 @@ def proxies(table, pipeline, shape: dict, sample: int | None = None, cache_dir=N
     scores = cached_space_scores(pipeline, space, cells, progress=True, cache_dir=cache_dir, **shape)
     seconds = time.perf_counter() - started
     params = [space.parameters(c, shape["in_channels"], shape["num_classes"]) for c in cells]
-    return {"gpt": {**_spearman(scores, values), "seconds": round(seconds, 1)}, "params": _spearman(params, values)}
+    from gptnas_hf.search.proposal_filter import average_ranks
+
+    return {"gpt": {**_spearman(scores, values), "seconds": round(seconds, 1)}, "params": _spearman(params, values),
+            "gpt+params": {**_spearman(average_ranks(scores, params), values),
+                           "what": "the GPT's and the parameter count's ranks averaged (proposal_filter: gpt+parameters)"}}
 
 
 def summarise(runs: dict, arms: list[str], arm_seeds: dict, budgets, optimum: float) -> tuple[dict, dict]:

@@ -396,10 +396,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """What a user's mistake raises (module doc); anything else is a bug."""
     from huggingface_hub.errors import HTTPError as HubHTTPError
 
+    from .search.run_directory import RunDirectoryLocked
     from .search.table_fitness import ArchitectureNotInTableError
 
     return (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
-            ArchitectureNotInTableError, ConnectionError, TimeoutError, HubHTTPError)
+            ArchitectureNotInTableError, ConnectionError, TimeoutError, HubHTTPError, RunDirectoryLocked)
 
 
 def _one_line(err: BaseException, secrets: list[str]) -> str:

@@ -2,6 +2,7 @@
 final training), with the errors a damaged run gives."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,71 @@ def test_load_names_what_is_missing(tmp_path):
         RunDirectory(tmp_path / "nowhere").load()
     with pytest.raises(FileNotFoundError, match="is not a search run"):
         RunDirectory(tmp_path).load()
+
+
+# -- the lock: two real processes -------------------------------------------------------------------
+_HOLDER = """
+import sys, time
+from gptnas_hf.search.run_directory import RunDirectory
+with RunDirectory(sys.argv[1]).lock():
+    print("holding", flush=True)
+    time.sleep(120)
+"""
+
+
+def _hold(path):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_a_second_process_is_refused_with_the_holders_pid_and_a_killed_holders_lock_is_taken_over(tmp_path):
+    import signal
+
+    from gptnas_hf.search.run_directory import RunDirectoryLocked
+
+    run = RunDirectory(tmp_path / "run")
+    holder = _hold(run.path)
+    try:
+        with pytest.raises(RunDirectoryLocked, match=rf"in use by another gptnas process \(pid {holder.pid} on "):
+            with run.lock():
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert f"pid {holder.pid}" in (run.path / ".lock").read_text()  # what the killed holder left
+    with run.lock():  # the kernel dropped its lock: taken over, and the stale text replaced
+        assert (run.path / ".lock").read_text().startswith(f"pid {__import__('os').getpid()} ")
+    with run.lock():  # released on exit
+        pass
+
+
+def test_a_search_on_a_held_run_directory_trains_nothing_and_the_command_line_says_one_line(tmp_path, digits):
+    import subprocess
+    import sys
+
+    from conftest import tiny_search
+    from gptnas_hf.search.run_directory import RunDirectoryLocked
+    from gptnas_hf.search.searcher import NASSearcher, SearchConfig
+
+    out = tmp_path / "run"
+    holder = _hold(out)
+    try:
+        config = SearchConfig.from_dict(tiny_search(use_gpt=False, output_dir=str(out)))
+        with pytest.raises(RunDirectoryLocked, match=f"pid {holder.pid}"):
+            NASSearcher(config, dataset=digits).run()
+        assert not (out / "evaluations.jsonl").exists() and not (out / "state.json").exists()
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds bench/
+        from bench.nas_bench_201 import synthetic_table
+
+        table = synthetic_table(tmp_path / "table.csv")
+        cli = subprocess.run([sys.executable, "-m", "gptnas_hf.cli", "search", "--recipe", "recipes/nas-bench-201.yaml",
+                              "--output-dir", str(out), "--use-gpt", "false", "--table", str(table)],
+                             capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cli.returncode == 2 and f"pid {holder.pid}" in cli.stderr and "Traceback" not in cli.stderr

@@ -26,8 +26,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from ..search_space import Genome
 
@@ -50,9 +54,15 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+class RunDirectoryLocked(RuntimeError):
+    """Another process holds the run directory's lock (:meth:`RunDirectory.lock`)."""
+
+
 class RunDirectory:
     """The files of one search run (module doc). ``RunDirectory(path).state_path`` etc. name
     them; the methods read and write them."""
+
+    LOCK = ".lock"
 
     STATE = "state.json"
     EVALUATIONS = "evaluations.jsonl"
@@ -68,6 +78,41 @@ class RunDirectory:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run directory for one process while the block runs: an OS lock (``flock``)
+        on ``.lock``, which says who holds it (pid, host, since when). A second process is
+        refused with :class:`RunDirectoryLocked` naming the holder. The kernel drops the lock
+        when its process ends however it ends (kill -9 included), so a lock left by a killed
+        run is simply taken over; its stale text is overwritten."""
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform (Windows): unlocked, as before
+            yield
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / self.LOCK, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "a process that has not said who it is yet"
+            handle.close()
+            raise RunDirectoryLocked(f"{self.path} is in use by another gptnas process ({holder}): wait for it to "
+                                     "finish or stop it, or choose another output directory") from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            handle.flush()
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
     def __repr__(self) -> str:
         return f"RunDirectory({str(self.path)!r})"

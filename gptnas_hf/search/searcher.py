@@ -730,9 +730,18 @@ class NASSearcher:
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> SearchResult:
-        """Search to the end; with ``resume`` carry on from the run directory's state."""
-        distributed = self._distributed()
+        """Search to the end; with ``resume`` carry on from the run directory's state. The run
+        directory is locked for the whole run (``RunDirectory.lock``): a second search on it,
+        fresh or resumed, is refused with the holder's pid."""
+        import contextlib
+
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        held = self.run_directory.lock() if self._distributed().is_main_process else contextlib.nullcontext()
+        with held:
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> SearchResult:
+        distributed = self._distributed()
         rng = random.Random(self.config.seed)
         resuming = resume and self.state_path.is_file()
         if self.state_path.is_file() and not resume:
