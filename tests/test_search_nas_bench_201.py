@@ -138,3 +138,18 @@ def test_the_shipped_recipe_searches_the_real_table(tmp_path):
     records = rows(tmp_path / "run")
     assert len(records) == 100 and 90.0 < max(r["metric"] for r in records) <= 94.3733  # the optimum, 94.37
     assert result.best_fitness == pytest.approx(max(r["metric"] for r in records) / 100)
+
+
+def test_wall_seconds_count_running_time_only_across_resumes(table, tmp_path):
+    """A resumed run adds the time it runs, not the time it sat stopped."""
+    config = SearchConfig.from_dict(recipe(table, tmp_path))
+    NASSearcher(config).run()
+    state_path = tmp_path / "run" / "state.json"
+    state = json.loads(state_path.read_text())
+    first = state["wall_seconds"]
+    assert 0 <= first < 120
+    state["started"] -= 3600  # as if the run had stopped an hour ago
+    state_path.write_text(json.dumps(state))
+    NASSearcher(config).run(resume=True)
+    again = json.loads(state_path.read_text())["wall_seconds"]
+    assert first <= again < first + 60

@@ -445,7 +445,11 @@ class NASSearcher:
         return self.run_directory.evaluations_path
 
     def _save_state(self, state: dict) -> None:
-        if "started" in state:
+        """Write the state; ``wall_seconds`` is the time the search has been running, summed over
+        every process that ran or resumed it (the time a stopped run sat idle is not counted)."""
+        if getattr(self, "_session_started", None) is not None:
+            state["wall_seconds"] = round(self._wall_before + time.monotonic() - self._session_started, 1)
+        elif "started" in state:
             state["wall_seconds"] = round(time.time() - state["started"], 1)
         self.run_directory.write_state(state)
 
@@ -747,9 +751,11 @@ class NASSearcher:
         if self.state_path.is_file() and not resume:
             raise FileExistsError(f"{self.output_dir} already holds a search; pass resume=True (--resume) to carry "
                                   "on, or choose another output directory")
+        self._session_started, self._wall_before = time.monotonic(), 0.0
         if resuming:
             state = self.run_directory.read_state()
             self._check_resume(state)
+            self._wall_before = float(state.get("wall_seconds") or 0.0)
         if distributed.is_main_process:
             self.run_directory.repair_evaluations()
         distributed.wait_for_everyone()
