@@ -97,3 +97,20 @@ def test_recipe_checks_name_the_filter_settings(table, tmp_path):
     with pytest.raises(RecipeError, match="proposal_pool"):
         SearchConfig.from_dict({"space": "nas-bench-201", "proposal_filter": "gpt", "proposal_pool": 0,
                                 "fitness": {"table": str(table)}})
+
+
+@pytest.mark.parametrize("settings, said", [
+    ({"use_gpt": False, "gpt_adaptation": {}}, "gpt_adaptation has no effect with use_gpt: false"),
+    ({"prefilter_keep": 0.3}, "prefilter_keep has no effect without prefilter"),
+    ({"proposal_pool": 8}, "proposal_pool has no effect without proposal_filter"),
+    ({"use_gpt": False, "reconstruction_scorer": "parameters"}, "reconstruction_scorer has no effect"),
+])
+def test_settings_without_effect_are_said(table, settings, said):
+    with pytest.warns(UserWarning, match=said):
+        SearchConfig.from_dict({"space": "nas-bench-201", "fitness": {"table": str(table)}, **settings})
+
+
+def test_settings_that_act_are_not_warned_about(table, recwarn):
+    SearchConfig.from_dict({"space": "nas-bench-201", "fitness": {"table": str(table)}, "proposal_filter": "gpt",
+                            "proposal_pool": 8, "use_gpt": True, "gpt_adaptation": {}})
+    assert not [w for w in recwarn if "no effect" in str(w.message)]

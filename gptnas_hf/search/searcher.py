@@ -170,6 +170,7 @@ class SearchConfig:
             build(AdaptationConfig, self.gpt_adaptation, "gpt_adaptation")
         if self.fitness is not None:
             self.table_config()
+        self._warn_about_idle_settings()
         if self.space != "blocks":
             if self.prefilter is not None:
                 raise RecipeError(f"prefilter: the zero-cost pre-filter works on the block space only, not {self.space!r}")
@@ -177,6 +178,23 @@ class SearchConfig:
                 raise RecipeError(f"reconstruction_method: the {self.space!r} space is rebuilt by likelihood only")
         elif self.reconstruction_scorer != "gpt":
             raise RecipeError("reconstruction_scorer: the block space is rebuilt by the GPT only ('gpt')")
+
+    def _warn_about_idle_settings(self) -> None:
+        """A setting that cannot act in this configuration is said, never ignored in silence."""
+        import warnings
+
+        defaults = {f.name: f.default for f in dataclasses.fields(type(self))}
+        idle = []
+        if self.gpt_adaptation is not None and not self.use_gpt:
+            idle.append("gpt_adaptation has no effect with use_gpt: false (there is no GPT to adapt)")
+        if self.prefilter is None and self.prefilter_keep != defaults["prefilter_keep"]:
+            idle.append("prefilter_keep has no effect without prefilter")
+        if self.proposal_filter is None and self.proposal_pool != defaults["proposal_pool"]:
+            idle.append("proposal_pool has no effect without proposal_filter")
+        if not self.use_gpt and self.reconstruction_scorer != defaults["reconstruction_scorer"]:
+            idle.append("reconstruction_scorer has no effect with use_gpt: false")
+        for message in idle:
+            warnings.warn(f"search recipe: {message}", UserWarning, stacklevel=3)
 
     def table_config(self):
         """The checked ``fitness`` section (a TableFitnessConfig), or None when candidates train."""
