@@ -153,3 +153,21 @@ def test_wall_seconds_count_running_time_only_across_resumes(table, tmp_path):
     NASSearcher(config).run(resume=True)
     again = json.loads(state_path.read_text())["wall_seconds"]
     assert first <= again < first + 60
+
+
+def test_a_damaged_best_genome_is_named_and_rebuilt_by_resuming_the_finished_run(table, tmp_path, capsys):
+    from gptnas_hf.search.run_directory import RunDirectory
+    from gptnas_hf.search_space_protocol import create_space
+
+    config = SearchConfig.from_dict(recipe(table, tmp_path))
+    result = NASSearcher(config).run()
+    run = RunDirectory(tmp_path / "run")
+    good = run.best_genome_path.read_text()
+    run.best_genome_path.write_text("{garbage")
+    with pytest.raises(ValueError, match=r"best_genome.json is damaged .*--resume"):
+        run.read_best_genome(create_space("nas-bench-201"))
+    capsys.readouterr()
+    NASSearcher(config).run(resume=True)
+    assert run.best_genome_path.read_text() == good
+    assert str(run.read_best_genome(create_space("nas-bench-201"))) == str(result.best_genome)
+    assert "best_genome.json was unreadable; rebuilt from evaluations.jsonl" in capsys.readouterr().err

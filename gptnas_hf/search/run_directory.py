@@ -272,13 +272,12 @@ class RunDirectory:
         if not self.best_genome_path.is_file():
             raise FileNotFoundError(f"run {str(self.path)!r} has no best genome yet (no generation has finished)")
         text = self.best_genome_path.read_text()
-        if space is None:
-            return Genome.from_json(text)
+        fix = ("run the same `gptnas search` command with --resume: a finished run rebuilds it from "
+               f"{self.EVALUATIONS}")
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{self.best_genome_path} is not valid JSON ({err})") from None
-        return space.load(value)
+            return Genome.from_json(text) if space is None else space.load(json.loads(text))
+        except (ValueError, TypeError, KeyError) as err:  # json.JSONDecodeError is a ValueError
+            raise ValueError(f"{self.best_genome_path} is damaged ({' '.join(str(err).split())}): {fix}") from None
 
     def write_best_genome(self, genome, space=None) -> None:
         if space is None:

@@ -818,6 +818,8 @@ class NASSearcher:
     def _loop(self, state: dict, cache: dict, rng: random.Random) -> SearchResult:
         distributed = self._distributed()
         population = [Individual.from_dict(d, self.space) for d in state["population"]]
+        if state["phase"] == "done" and distributed.is_main_process and population:
+            self._rewrite_finished(state, population, cache)
         while state["phase"] != "done":
             offspring = self._evaluate_pending(state, cache)
             if state["generation"] == 0:
@@ -849,6 +851,19 @@ class NASSearcher:
                     self._write_reports(state, population, cache)
                     self._reported = time.monotonic()
         return SearchResult(self._best(population, cache), population, state["history"], self.output_dir, len(cache))
+
+    def _rewrite_finished(self, state: dict, population: list[Individual], cache: dict) -> None:
+        """A resumed finished run writes its reports and best genome again from its state and
+        records: a damaged ``best_genome.json`` is rebuilt, and said so."""
+        try:
+            self.run_directory.read_best_genome(None if isinstance(self.space, BlockSpace) else self.space)
+            damaged = None
+        except (ValueError, FileNotFoundError) as err:
+            damaged = err
+        self._write_reports(state, population, cache)
+        if damaged is not None:
+            print(f"gptnas search: {self.run_directory.best_genome_path} was unreadable; rebuilt from "
+                  f"{self.evaluations_path.name}", file=sys.stderr)
 
     def _propose(self, population: list[Individual], rng: random.Random, cache: dict) -> list:
         """The strategy's proposals for the next step; with ``proposal_filter``, the best-rated
