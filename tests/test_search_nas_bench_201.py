@@ -171,3 +171,22 @@ def test_a_damaged_best_genome_is_named_and_rebuilt_by_resuming_the_finished_run
     assert run.best_genome_path.read_text() == good
     assert str(run.read_best_genome(create_space("nas-bench-201"))) == str(result.best_genome)
     assert "best_genome.json was unreadable; rebuilt from evaluations.jsonl" in capsys.readouterr().err
+
+
+def test_a_cut_record_of_a_finished_run_is_evaluated_again_on_resume(table, tmp_path, capsys):
+    config = SearchConfig.from_dict(recipe(table, tmp_path))
+    NASSearcher(config).run()
+    run = tmp_path / "run"
+    lines = (run / "evaluations.jsonl").read_text().splitlines()
+    state = json.loads((run / "state.json").read_text())
+    kept = {json.dumps(ind["genome"]) for ind in state["population"]}
+    cut = next(i for i, line in enumerate(lines) if json.dumps(json.loads(line)["genome"]) in kept)
+    others = lines[:cut] + lines[cut + 1:]
+    (run / "evaluations.jsonl").write_text("\n".join(others) + "\n" + lines[cut][:40])  # a write cut by a kill
+    capsys.readouterr()
+    NASSearcher(config).run(resume=True)
+    after = rows(run)
+    assert len(after) == len(lines) == 30 and {r["hash"] for r in after} == {json.loads(line)["hash"] for line in lines}
+    said = capsys.readouterr().err
+    assert "evaluated again 1 candidate of its final population whose record was cut" in said
+    assert (run / "evaluations.jsonl.partial-1").read_text().startswith(lines[cut][:40])

@@ -255,7 +255,7 @@ class RunDirectory:
         atomic_write(path, "".join(line.decode() + "\n" for line in good))
         if bad:
             print(f"gptnas search: {path}: {len(bad)} line{'s' if len(bad) > 1 else ''} cut by a crash moved to "
-                  f"{aside}; {'those candidates' if len(bad) > 1 else 'that candidate'} will be trained again",
+                  f"{aside}; the search evaluates again every candidate it still needs whose record was cut",
                   file=sys.stderr)
         return len(bad)
 

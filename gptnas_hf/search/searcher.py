@@ -775,7 +775,7 @@ class NASSearcher:
             self._check_resume(state)
             self._wall_before = float(state.get("wall_seconds") or 0.0)
         if distributed.is_main_process:
-            self.run_directory.repair_evaluations()
+            self._cut = self.run_directory.repair_evaluations()
         distributed.wait_for_everyone()
         cache = self._load_cache(legacy=resuming)
         self._queries = len(cache)
@@ -855,6 +855,20 @@ class NASSearcher:
     def _rewrite_finished(self, state: dict, population: list[Individual], cache: dict) -> None:
         """A resumed finished run writes its reports and best genome again from its state and
         records: a damaged ``best_genome.json`` is rebuilt, and said so."""
+        missing = [ind for ind in population if self.space.hash(ind.genome) not in cache]
+        missing = list({self.space.hash(ind.genome): ind for ind in missing}.values())
+        for record in self._evaluate_all([(i, {"genome": self.space.dump(ind.genome), "origin": ind.origin,
+                                               "reconstructed": ind.reconstructed, "predicted_blocks": [],
+                                               "mask_rate": None, "proposed_hash": self.space.hash(ind.genome)})
+                                          for i, ind in enumerate(missing)], state["generation"]):
+            self.run_directory.append_record(record)
+            cache[record["hash"]] = record
+        if missing or getattr(self, "_cut", 0):
+            lost = max(0, self._cut - len(missing))
+            print(f"gptnas search: the run had finished; evaluated again {len(missing)} candidate"
+                  f"{'s' if len(missing) != 1 else ''} of its final population whose record was cut"
+                  + (f"; {lost} cut record{'s' if lost != 1 else ''} of candidates outside it stay only in "
+                     f"{self.evaluations_path.name}.partial-*" if lost else ""), file=sys.stderr)
         try:
             self.run_directory.read_best_genome(None if isinstance(self.space, BlockSpace) else self.space)
             damaged = None
