@@ -273,3 +273,39 @@ def test_parallel_workers_give_the_same_records_as_one_process(tmp_path, digits)
     assert key(one) == key(two) and all(r["threads"] == 1 for r in two)
     assert results[1].best_genome == results[2].best_genome
     assert torch.get_num_threads() == threads_before  # the search put the threads back
+
+
+def test_trackers_log_every_record_once_across_a_kill_and_a_resume(tmp_path):
+    """kill -9 inside a generation, then --resume: TensorBoard holds candidate/fitness for every
+    record of evaluations.jsonl exactly once, at steps 1..N (the records finished before the
+    kill but never logged are logged on resume)."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump({**TINY, "data": {**TINY["data"], "cache_dir": str(tmp_path / "cache")},
+                                      "use_gpt": False, "log_with": "tensorboard"}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "run"
+    process = subprocess.Popen(_search_command(recipe, out), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    log = out / "evaluations.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if log.is_file() and len(log.read_text().splitlines()) >= 6:  # inside generation 1
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the search ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    subprocess.run(_search_command(recipe, out, resume=True), env=env, check=True, capture_output=True, timeout=600)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    acc = EventAccumulator(str(out / "trackers"), size_guidance={"scalars": 0})
+    steps = []
+    for logdir in sorted({p.parent for p in (out / "trackers").rglob("events.out.tfevents.*")}):
+        acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+        acc.Reload()
+        if "candidate/fitness" in acc.Tags()["scalars"]:
+            steps += [e.step for e in acc.Scalars("candidate/fitness")]
+    assert sorted(steps) == list(range(1, len(records) + 1))
+    assert json.loads((out / "tracked.json").read_text()) == {"candidates": len(records)}

@@ -63,6 +63,7 @@ class RunDirectory:
     them; the methods read and write them."""
 
     LOCK = ".lock"
+    TRACKED = "tracked.json"  # how many records the experiment trackers have logged
 
     STATE = "state.json"
     EVALUATIONS = "evaluations.jsonl"
@@ -284,6 +285,15 @@ class RunDirectory:
             atomic_write(self.best_genome_path, Genome.from_json(genome).to_json(indent=1) + "\n")
         else:
             atomic_write(self.best_genome_path, json.dumps(space.dump(genome), indent=1) + "\n")
+
+    def read_tracked(self) -> int | None:
+        """How many records of ``evaluations.jsonl`` the trackers have logged (``tracked.json``;
+        None when the run never kept the count)."""
+        value = self._read_json(self.path / self.TRACKED)
+        return int(value["candidates"]) if isinstance(value, dict) and "candidates" in value else None
+
+    def write_tracked(self, candidates: int) -> None:
+        atomic_write(self.path / self.TRACKED, json.dumps({"candidates": int(candidates)}))
 
     def read_retrain(self) -> dict | None:
         """``retrain.json`` (None before a final training)."""

@@ -375,6 +375,7 @@ class NASSearcher:
         self._queries = 0  # distinct architectures this run has evaluated (max_queries)
         self._reported = float("-inf")  # when the reports were last written (time.monotonic)
         self._tracker = None  # the experiment trackers of a running search (tracking.py)
+        self._tracked = 0  # records the trackers have logged (tracked.json)
         self._pool = None  # the candidate-training processes of a running search (workers.py)
         self.budget = None if self.table is not None else SearchBudget(
             max_params=config.max_params, max_activations=config.max_activations, max_macs=config.max_macs,
@@ -689,11 +690,12 @@ class NASSearcher:
         mine = todo[distributed.process_index::distributed.num_processes]
         bar = tqdm(total=len(pending), initial=len(pending) - len(todo), disable=not self.config.progress
                    or not distributed.is_main_process, desc=f"generation {state['generation']}", unit="net")
-        fresh, first_step = [], len(cache) + 1
+        fresh = []
         for record in self._evaluate_all([(i, pending[i]) for i in mine], state["generation"]):
             fresh.append(record)
             self.run_directory.append_record(record)  # by the process that trained it, as soon as it is done
             cache[record["hash"]] = record
+            self._log_new_candidates(cache)
             bar.update(distributed.num_processes)
             bar.set_postfix(best=f"{max((r['fitness'] for r in cache.values()), default=0):.3f}")
         bar.close()
@@ -701,9 +703,7 @@ class NASSearcher:
             fresh = gather_object(fresh)
             for record in fresh:
                 cache[record["hash"]] = record
-        if self._tracker is not None:
-            for step, record in enumerate(fresh, first_step):
-                self._tracker.log_candidate(record, step)
+        self._log_new_candidates(cache)  # the other processes' records, and any the pre-filter wrote
         individuals = []
         for candidate in pending:
             record = cache[self._hash(candidate["genome"])]
@@ -797,6 +797,11 @@ class NASSearcher:
                                       is_main_process=distributed.is_main_process)
         if self._tracker.enabled:
             state["trackers"] = self._tracker.state_dict()
+            tracked = self.run_directory.read_tracked()
+            if tracked is None:  # a run from before the count: its finished generations were logged
+                tracked = sum(r.get("generation", 0) < state["generation"] for r in cache.values()) if resuming else 0
+            self._tracked = min(tracked, len(cache))
+            self._log_new_candidates(cache)  # what a killed run wrote but never logged
         if distributed.is_main_process:
             self._save_state(state)
             self.run_directory.write_data(self._describe_data())
@@ -851,6 +856,20 @@ class NASSearcher:
                     self._write_reports(state, population, cache)
                     self._reported = time.monotonic()
         return SearchResult(self._best(population, cache), population, state["history"], self.output_dir, len(cache))
+
+    def _log_new_candidates(self, cache: dict) -> None:
+        """Log to the trackers every record not logged yet, in the order of the run's records
+        (step = its number in the run), and keep the count in ``tracked.json``: every record is
+        logged once, also across kills and resumes."""
+        if self._tracker is None or not self._tracker.enabled or not self._distributed().is_main_process:
+            return
+        records = list(cache.values())
+        if len(records) <= self._tracked:
+            return
+        for step, record in enumerate(records[self._tracked:], self._tracked + 1):
+            self._tracker.log_candidate(record, step)
+        self._tracked = len(records)
+        self.run_directory.write_tracked(self._tracked)
 
     def _rewrite_finished(self, state: dict, population: list[Individual], cache: dict) -> None:
         """A resumed finished run writes its reports and best genome again from its state and
