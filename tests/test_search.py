@@ -119,6 +119,20 @@ def _search_command(recipe, out, resume=False):
     return command + (["--resume"] if resume else [])
 
 
+def _start_and_wait_inside_generation_1(recipe, out, env, poll=0.05):
+    """Start a search and return its process once 6 records are written (inside generation 1)."""
+    process = subprocess.Popen(_search_command(recipe, out), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    log = out / "evaluations.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if log.is_file() and len(log.read_text().splitlines()) >= 6:
+            break
+        time.sleep(poll)
+    assert process.poll() is None, "the search ended before it could be killed"
+    return process
+
+
 def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path):
     """kill -9 in mid-write: the last line of evaluations.jsonl is cut in half. The unfinished
     run exports with a card that says so; the resume sets the cut line aside, trains that
@@ -134,15 +148,8 @@ def test_a_killed_search_resumes_to_the_uninterrupted_result(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     subprocess.run(_search_command(recipe, straight), env=env, check=True, capture_output=True, timeout=600)
 
-    process = subprocess.Popen(_search_command(recipe, killed), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = _start_and_wait_inside_generation_1(recipe, killed, env)
     log = killed / "evaluations.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if log.is_file() and len(log.read_text().splitlines()) >= 6:  # inside generation 1
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the search ended before it could be killed"
     workers = subprocess.run(["ps", "-o", "pid=", "--ppid", str(process.pid)], capture_output=True,
                              text=True).stdout.split()  # the candidate-training processes (workers.py)
     assert workers, "no worker processes to kill"
@@ -287,15 +294,8 @@ def test_trackers_log_every_record_once_across_a_kill_and_a_resume(tmp_path):
                                       "use_gpt": False, "log_with": "tensorboard"}))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "run"
-    process = subprocess.Popen(_search_command(recipe, out), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = _start_and_wait_inside_generation_1(recipe, out, env, poll=0.02)
     log = out / "evaluations.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if log.is_file() and len(log.read_text().splitlines()) >= 6:  # inside generation 1
-            break
-        time.sleep(0.02)
-    assert process.poll() is None, "the search ended before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
     subprocess.run(_search_command(recipe, out, resume=True), env=env, check=True, capture_output=True, timeout=600)
