@@ -400,7 +400,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .search.table_fitness import ArchitectureNotInTableError
 
     return (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
-            ArchitectureNotInTableError, ConnectionError, TimeoutError, HubHTTPError, RunDirectoryLocked)
+            ArchitectureNotInTableError, RunDirectoryLocked, ConnectionError, TimeoutError, HubHTTPError)
 
 
 def _one_line(err: BaseException, secrets: list[str]) -> str:
@@ -417,6 +417,10 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # e.g. piped into head
         sys.stderr.close()
         return 0
+    except KeyboardInterrupt:
+        resume = " (nothing is lost: run the same command with --resume)" if args.command == "search" else ""
+        print(f"gptnas {args.command}: interrupted{resume}", file=sys.stderr)
+        return 130
     except _user_errors() as err:
         where = ""
         if isinstance(err, _user_errors()[-3:]):  # the network: ConnectionError, TimeoutError, the Hub's HTTP errors

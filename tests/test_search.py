@@ -309,3 +309,43 @@ def test_trackers_log_every_record_once_across_a_kill_and_a_resume(tmp_path):
             steps += [e.step for e in acc.Scalars("candidate/fitness")]
     assert sorted(steps) == list(range(1, len(records) + 1))
     assert json.loads((out / "tracked.json").read_text()) == {"candidates": len(records)}
+
+
+def test_ctrl_c_is_one_line_exit_130_at_once_and_the_resume_finishes_the_run(tmp_path):
+    """A real SIGINT inside a generation with two worker processes: no traceback, exit status 130
+    within a few seconds (the candidates in flight are dropped, not waited for), the workers gone;
+    --resume ends the run with every candidate recorded once."""
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump({**TINY, "data": {**TINY["data"], "cache_dir": str(tmp_path / "cache")},
+                                      "use_gpt": False, "workers": 2}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "run"
+    stderr_path = tmp_path / "stderr.txt"
+    with open(stderr_path, "w") as stderr_file:
+        process = subprocess.Popen(_search_command(recipe, out), env=env, stdout=subprocess.DEVNULL, stderr=stderr_file)
+    log = out / "evaluations.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if log.is_file() and len(log.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the search ended before it could be interrupted"
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(process.pid)], capture_output=True,
+                              text=True).stdout.split()
+    workers = [pid for pid in children  # the candidate-training processes, not multiprocessing's resource tracker
+               if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert workers
+    sent = time.time()
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
+    waited = time.time() - sent
+    time.sleep(1)  # multiprocessing's resource tracker, which would report leaks, ends after the search
+    stderr = stderr_path.read_text()
+    assert process.returncode == 130 and waited < 5, (process.returncode, waited, stderr)
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == (
+        "gptnas search: interrupted (nothing is lost: run the same command with --resume)")
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "a worker outlived the interrupted search"
+    subprocess.run(_search_command(recipe, out, resume=True), env=env, check=True, capture_output=True, timeout=600)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert json.loads((out / "state.json").read_text())["phase"] == "done"
+    assert len(records) == len({r["hash"] for r in records}) == 12

@@ -808,16 +808,20 @@ class NASSearcher:
         on_gpu = distributed.device.type == "cuda"
         threads = resolve_threads(self.config.threads, on_gpu)
         workers = resolve_workers(self.config.workers, threads, on_gpu, distributed.num_processes)
+        interrupted = False
         try:
             with torch_threads(threads):
                 if workers > 1 and state["phase"] != "done" and self.table is None:
                     self._pool = CandidatePool(workers, self.data, self.eval_config, threads, space=self.space)
                 return self._loop(state, cache, rng)
+        except KeyboardInterrupt:  # every finished candidate is recorded: a resume carries on exactly
+            interrupted = True
+            raise
         finally:
             self._tracker.finish()
             self._tracker = None
             if self._pool is not None:
-                self._pool.close()
+                self._pool.close(now=interrupted)
                 self._pool = None
 
     def _loop(self, state: dict, cache: dict, rng: random.Random) -> SearchResult:

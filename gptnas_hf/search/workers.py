@@ -100,9 +100,16 @@ def _worker_main(conn, data, config, threads, parent: int, stderr_path: str, eva
     """A worker process: its stderr goes to ``stderr_path`` (the search relays it, and keeps the
     last words of a worker that dies); then one job at a time from ``conn`` until ``None``."""
     import faulthandler
+    import signal
     import sys
     import threading
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the search decides
+    from tqdm import tqdm
+
+    # a thread lock for the progress bars: tqdm's default takes a multiprocessing semaphore, which a
+    # worker killed in mid-candidate (Ctrl-C in the search) would leave behind: a warning at exit
+    tqdm.set_lock(threading.RLock())
     fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(fd, 2)  # C libraries (oneDNN, glibc's malloc checks) and Python write here
     os.close(fd)
@@ -194,12 +201,17 @@ class _Worker:
         except OSError:
             return ""
 
-    def stop(self) -> None:
-        try:
-            self.conn.send(None)
-        except (OSError, ValueError):
-            pass
-        self.process.join(timeout=5)
+    def stop(self, now: bool = False) -> None:
+        """End the worker: after its candidate (``None`` sent, 5 s allowed), or at once."""
+        if now:  # its candidate is dropped (a resume trains it again); it holds no lock or semaphore to leak
+            self.process.kill()
+            self.process.join()
+        else:
+            try:
+                self.conn.send(None)
+            except (OSError, ValueError):
+                pass
+            self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
@@ -287,7 +299,12 @@ class CandidatePool:
                     raise payload
                 yield index, payload
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
+        """Stop every worker (``now``: at once, their candidates in flight dropped, as on Ctrl-C:
+        a resume trains them again) and remove their stderr files."""
+        if now:  # all at once, then wait for each
+            for worker in self._workers:
+                worker.process.kill()
         for worker in self._workers:
-            worker.stop()
+            worker.stop(now=now)
         self._logs.cleanup()
