@@ -291,3 +291,21 @@ def test_score_genome_on_sampled_genomes(tiny_data):
     net = build_network(genomes[0], in_channels=3, num_classes=4)
     x = (tiny_data.train_x[:16].float() / 255 - tiny_data.mean[:, None, None]) / tiny_data.std[:, None, None]
     assert zero_cost_score(net, x, tiny_data.train_y[:16], "naswot") == pytest.approx(scores[0]["naswot"], rel=1e-9)
+
+
+def test_a_registered_proxy_is_accepted_as_a_search_prefilter():
+    from gptnas_hf.recipe_config import RecipeError
+    from gptnas_hf.search.searcher import SearchConfig
+
+    assert SearchConfig(prefilter="snip").prefilter == "snip"  # a built-in beyond the first three
+    with pytest.raises(RecipeError, match="registered zero-cost proxy"):
+        SearchConfig(prefilter="not-a-proxy")
+
+    @register_proxy("test-prefilter-proxy")
+    def _mine(network, images, labels):
+        return 1.0
+
+    try:
+        assert SearchConfig(prefilter="test-prefilter-proxy").prefilter == "test-prefilter-proxy"
+    finally:
+        ZERO_COST_PROXIES.pop("test-prefilter-proxy")

@@ -79,6 +79,12 @@ REPORT_EVERY_S = 10.0
 #: settings read under their old names (recipes and run states written before the rename)
 RENAMED = {"max_parameters": "max_params"}
 
+def _zero_cost_proxies() -> dict:
+    from ..zero_cost import ZERO_COST_PROXIES
+
+    return ZERO_COST_PROXIES
+
+
 #: ranges of SearchConfig's top-level numbers (types come from the annotations)
 SEARCH_CHECKS = {
     "population_size": (lambda v: v >= 2, "at least 2"), "generations": NON_NEGATIVE,
@@ -87,7 +93,8 @@ SEARCH_CHECKS = {
     "max_downsamples": NON_NEGATIVE, "initial_mask_rate": UNIT, "window_size": POSITIVE,
     "reconstruction_method": (lambda v: v in ("likelihood", "predict"), "'likelihood' or 'predict'"),
     "reconstruction_temperature": (lambda v: v > 0, "a positive number"),
-    "prefilter": (lambda v: v is None or v in ("naswot", "synflow", "grad_norm"), "null, naswot, synflow or grad_norm"),
+    "prefilter": (lambda v: v is None or v in _zero_cost_proxies(), "null or a registered zero-cost proxy "
+                  "(gptnas_hf.zero_cost.ZERO_COST_PROXIES: naswot, synflow, grad_norm, snip, jacob_cov, ...)"),
     "prefilter_keep": (lambda v: 0 < v <= 1, "a share in (0, 1]"),
     "max_params": POSITIVE, "max_activations": POSITIVE, "max_macs": POSITIVE,
     "max_latency_ms": (lambda v: v > 0, "a positive number of milliseconds"), "min_val_images": POSITIVE,
@@ -131,7 +138,7 @@ class SearchConfig:
     gpt_adaptation: dict | None = None  # fine-tune the GPT on the best genomes after each generation (adaptation.py)
     proposal_filter: str | None = None  # rate pool x the proposals a step needs and keep the best (proposal_filter.py)
     proposal_pool: int = 4  # proposals drawn per one kept when proposal_filter is on
-    prefilter: str | None = None  # a zero-cost proxy (naswot, synflow, grad_norm) ranking the offspring; None: off
+    prefilter: str | None = None  # a registered zero-cost proxy (naswot, synflow, grad_norm...) ranking the offspring
     prefilter_keep: float = 0.5  # the share of each generation's offspring trained when prefilter is on
     dataset: str = "cifar10"
     data: dict = field(default_factory=dict)  # recipe_config.DataConfig keys: load_image_data options
