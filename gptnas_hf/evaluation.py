@@ -62,6 +62,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import ImageData, augment, iterate_batches, normalize
+from .seeding import seeded
 
 __all__ = [
     "METRIC_PATH",
@@ -339,16 +340,6 @@ def load_topk_metric():
     return evaluate.load(METRIC_PATH, keep_in_memory=True)
 
 
-@contextmanager
-def _seeded(seed: int, device: torch.device):
-    """Seed torch's global RNG for the block (dropout etc.) and restore it afterwards, so an
-    evaluation neither depends on nor disturbs the caller's random state."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
 def _is_oom(e: BaseException) -> bool:
     if isinstance(e, torch.OutOfMemoryError):
         return True
@@ -508,7 +499,7 @@ def evaluate_network(
         # `accelerate launch` the searcher gives each process its own candidates).
         model = accelerator.prepare_model(_layout_model(network, config.channels_last), evaluation_mode=True)
         optimizer = accelerator.prepare_optimizer(optimizer)
-        with _seeded(config.seed, accelerator.device):
+        with seeded(config.seed, accelerator.device):
             generator = _generator(config.seed, accelerator.device)
             bar = tqdm(range(config.epochs), desc="evaluate", leave=False,
                        disable=not (config.progress and accelerator.is_local_main_process))
@@ -572,7 +563,7 @@ def retrain_network(
     model, prepared = accelerator.prepare(_layout_model(network, config.channels_last), optimizer)
     history = []
     try:
-        with _seeded(config.seed, accelerator.device):
+        with seeded(config.seed, accelerator.device):
             generator = _generator(config.seed, accelerator.device)
             bar = tqdm(range(config.epochs), desc="retrain",
                        disable=not (config.progress and accelerator.is_local_main_process))

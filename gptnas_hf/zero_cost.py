@@ -74,6 +74,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from .seeding import seeded
+
 __all__ = [
     "ZERO_COST_PROXIES",
     "RELU_LIKE_ACTIVATIONS",
@@ -151,19 +153,6 @@ def _check_batch(images, labels) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(f"labels must have shape ({images.shape[0]},) to match images "
                          f"{tuple(images.shape)}, got {tuple(labels.shape)}")
     return images.detach(), labels.detach().to(images.device)
-
-
-@contextmanager
-def _seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch's global RNG for the block and give the caller's state back afterwards."""
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        fork = torch.random.fork_rng(devices=[index])
-    else:
-        fork = torch.random.fork_rng(devices=[])
-    with fork:
-        torch.manual_seed(seed)
-        yield
 
 
 @contextmanager
@@ -344,7 +333,7 @@ def zero_cost_score(
     the network is left exactly as found; NaN when the result is not finite (module docstring)."""
     fn = _check_proxy(proxy)
     images, labels = _check_batch(images, labels)
-    with _seeded(int(seed), images.device), _modes_kept(network):
+    with seeded(int(seed), images.device), _modes_kept(network):
         value = fn(network, images, labels)
     return _finite(float(value))
 
@@ -379,7 +368,7 @@ def score_genome(genome, data, proxy: str, batch_size: int = 64, seed: int = 0) 
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if len(data.train_y) == 0:
         raise ValueError(f"score_genome: {data!r} has no training images")
-    with _seeded(int(seed), torch.device("cpu")):
+    with seeded(int(seed), torch.device("cpu")):
         network = build_network(genome, in_channels=data.channels, num_classes=data.num_classes)
     network = network.to(data.device)
     images = normalize(data.train_x[:batch_size], data.mean, data.std)

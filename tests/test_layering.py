@@ -15,7 +15,7 @@ MODEL_SIDE = ("block_labels", "configuration_gptnas", "default_model", "encoding
               "genome_sampler", "genome_schema",
               "image_processing_searched", "mask_schedule", "modeling_gptnas", "modeling_searched",
               "pipeline_nas_reconstruction", "search_space", "tokenization_gptnas", "search_space_protocol",
-              "space_blocks", "space_nas_bench_201", "architecture_score", "unit_reconstruction")
+              "space_blocks", "space_nas_bench_201", "architecture_score", "unit_reconstruction", "seeding")
 
 
 def _relative_imports(path: Path) -> list[ast.ImportFrom]:
