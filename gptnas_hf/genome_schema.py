@@ -41,8 +41,12 @@ class InvalidGenomeError(ValueError):
 
 
 # -- kind parameters -----------------------------------------------------------------------
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """An int that is not a bool (the package's one integer check)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+_is_int = is_int  # the name the genome modules use
 
 
 def _is_number(value) -> bool:

@@ -48,6 +48,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ..genome_schema import is_int
 from ..search_space import Genome
 from ..search_space_protocol import SearchSpace
 from ..space_blocks import BlockSpace
@@ -234,10 +235,6 @@ class SearchStrategy(ABC):
 
 
 # -- shared configuration ------------------------------------------------------------------
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 #: the block genome with the search's default limits (what an Individual is when no space is named)
 _BLOCKS = BlockSpace()
 
@@ -249,7 +246,7 @@ class _SpaceStrategy:
     limits belong to the space, so they cannot be given with another one)."""
 
     def _init_space(self, space, population_size, **limits):
-        if not _is_int(population_size) or population_size < 1:
+        if not is_int(population_size) or population_size < 1:
             raise ValueError(f"population_size must be a positive int, got {population_size!r}")
         given = {k: v for k, v in limits.items() if v is not None}
         if space is None:
@@ -325,9 +322,9 @@ class GeneticAlgorithm(_SpaceStrategy, SearchStrategy):
         for name, rate in (("crossover_rate", crossover_rate), ("mutation_rate", mutation_rate)):
             if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be a number in [0, 1], got {rate!r}")
-        if not _is_int(tournament_size) or tournament_size < 1:
+        if not is_int(tournament_size) or tournament_size < 1:
             raise ValueError(f"tournament_size must be a positive int, got {tournament_size!r}")
-        if not _is_int(elitism) or not 0 <= elitism <= population_size:
+        if not is_int(elitism) or not 0 <= elitism <= population_size:
             raise ValueError(f"elitism must be an int in 0..population_size ({population_size}), got {elitism!r}")
         self.crossover_rate, self.mutation_rate = float(crossover_rate), float(mutation_rate)
         self.tournament_size, self.elitism = tournament_size, elitism
