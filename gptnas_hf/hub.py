@@ -172,7 +172,7 @@ class _RunInfo:
 def _collect(run_dir, weights: str, dataset, pick: str = "best") -> _RunInfo:
     from .data import ImageData, load_image_data
     from .search.pareto import pick_genome
-    from .search.searcher import make_space
+    from .search.config import make_space
 
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")

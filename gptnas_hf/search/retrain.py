@@ -33,7 +33,7 @@ def retrain_run(run_dir: str | Path, dataset=None, recipe: str | Path | None = N
     from ..data import load_image_data
     from ..evaluation import retrain_network
 
-    from .searcher import make_space
+    from .config import make_space
 
     run = RunDirectory(run_dir)
     config, genome, state = run.load()

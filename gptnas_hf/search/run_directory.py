@@ -320,13 +320,13 @@ class RunDirectory:
         errors (no directory, no state, no best genome yet, settings that no longer parse). The
         ``retrain`` section comes back as recorded, unchecked (``retrain_run`` checks it)."""
         from ..recipe_config import RecipeError
-        from .searcher import SearchConfig
+        from .config import SearchConfig
 
         if not self.path.is_dir():
             raise FileNotFoundError(f"run directory {str(self.path)!r} does not exist")
         if not self.has_state():
             raise FileNotFoundError(f"{str(self.path)!r} is not a search run: it has no {self.STATE}")
-        from .searcher import make_space
+        from .config import make_space
 
         state = self.read_state()
         settings = dict(state["config"])
