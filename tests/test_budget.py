@@ -163,3 +163,23 @@ def test_a_budgeted_search_from_a_recipe_end_to_end(tmp_path):
     assert Genome.from_json(exported["genome"]) == Genome.from_json(expected["genome"])
     assert "--pick smallest-within:0.01" in (tmp_path / "small" / "README.md").read_text()
     assert main(["export", "--run", str(run), "--out", str(tmp_path / "bad"), "--pick", "max-params:1"]) != 0
+
+
+def test_an_impossible_latency_budget_is_refused_before_any_proposal_is_measured(digits, tmp_path, monkeypatch):
+    import time as clock
+
+    from conftest import tiny_search
+    from gptnas_hf.search import budget as budget_module
+    from gptnas_hf.search.searcher import NASSearcher, SearchConfig
+
+    measured = []
+    original = budget_module.measure_genome
+    monkeypatch.setattr(budget_module, "measure_genome", lambda *a, **k: measured.append(1) or original(*a, **k))
+    config = SearchConfig.from_dict(tiny_search(use_gpt=False, max_latency_ms=1e-5, output_dir=str(tmp_path / "run")))
+    started = clock.perf_counter()
+    with pytest.raises(ValueError, match=r"no network can run within max_latency_ms = 1e-05 ms on cpu: .* alone take"):
+        NASSearcher(config, dataset=digits)
+    assert clock.perf_counter() - started < 10 and not measured
+    # a budget that some network can meet passes the floor check
+    NASSearcher(SearchConfig.from_dict(tiny_search(use_gpt=False, max_latency_ms=1e4, output_dir=str(tmp_path / "ok"))),
+                dataset=digits)

@@ -100,6 +100,24 @@ class SearchBudget:
             why = f"{why}; {slow}" if why else slow
         return why
 
+    def floor_problem(self) -> str:
+        """Why no network at all can meet the latency budget ("" when one might): every network
+        ends in a global pooling and a linear classifier, so one forward pass of just those
+        (measured once, in milliseconds) is a floor under any network's latency. Checked before
+        any proposal is measured, so an impossible ``max_latency_ms`` is refused at once."""
+        if self.max_latency_ms is None:
+            return ""
+        device = torch.device(self.device)
+        head = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                   torch.nn.Linear(self.in_channels, self.num_classes)).to(device).eval()
+        floor = measure_latency_ms(None, self.in_channels, self.num_classes, self.image_size, self.device,
+                                   build=lambda *_: head)
+        if floor > self.max_latency_ms:
+            return (f"no network can run within max_latency_ms = {self.max_latency_ms} ms on {self.device}: a global "
+                    f"pooling and a linear classifier alone take {floor:.4f} ms a forward pass of one image; raise "
+                    f"{self.setting}")
+        return ""
+
     def check(self, genome) -> tuple[dict, str]:
         measured = self.measure(genome)
         return measured, self.problem(measured)

@@ -215,6 +215,9 @@ class NASSearcher:
             max_latency_ms=config.max_latency_ms, in_channels=self.data.channels, num_classes=self.data.num_classes,
             image_size=self.data.image_size, device=str(self._distributed().device),
             build=None if isinstance(self.space, BlockSpace) else self.space.build_network)
+        floor = self.budget.floor_problem() if self.budget is not None else ""
+        if floor:  # refused before any proposal is measured at length
+            raise ValueError(floor)
 
     def _parameters(self, arch) -> int:
         return self.space.parameters(arch, self.shape["in_channels"], self.shape["num_classes"])
