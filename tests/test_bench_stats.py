@@ -153,3 +153,21 @@ def test_trainings_by_other_training_code_are_refused_unless_reuse_is_asked(tmp_
     lenient = CandidateCache(path, reuse_stale=True)
     assert lenient.get("key-under-new-code", "same-everything-else") == old and lenient.stale_hits == 1
     assert lenient.get("key-under-new-code", "another") is None
+
+
+def test_zero_cost_networks_have_the_datas_classes_even_when_the_batch_holds_one(tmp_path, monkeypatch):
+    """A batch of one class once built 1-class networks, whose loss has no gradient (snip and
+    grad_norm all 0): the networks take the data's class count."""
+    import torch
+
+    from bench import common
+    from bench.fidelity_nas_bench_201 import zero_cost
+    from gptnas_hf.search_space_protocol import create_space
+
+    monkeypatch.setenv(common.RESULTS_ENV, str(tmp_path))
+    space = create_space("nas-bench-201")
+    arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_3x3~0|skip_connect~1|avg_pool_3x3~2|"
+    images = torch.randn(4, 3, 8, 8)
+    scores, _ = zero_cost(space, [arch], images, torch.zeros(4, dtype=torch.int64), 10, {"test": 1}, 0)
+    assert scores["grad_norm"][0] > 0 and scores["snip"][0] > 0
+    assert scores["params"][0] == space.parameters(space.load(arch), 3, 10)
