@@ -183,3 +183,13 @@ def test_an_impossible_latency_budget_is_refused_before_any_proposal_is_measured
     # a budget that some network can meet passes the floor check
     NASSearcher(SearchConfig.from_dict(tiny_search(use_gpt=False, max_latency_ms=1e4, output_dir=str(tmp_path / "ok"))),
                 dataset=digits)
+
+
+@pytest.mark.parametrize("limit, said", [({"max_params": 50}, r"max_params = 50 parameters: its classifier alone"),
+                                         ({"max_macs": 20}, r"max_macs = 20 MACs an image: its classifier alone")])
+def test_impossible_size_budgets_are_refused_at_once(digits, tmp_path, limit, said):
+    from conftest import tiny_search
+
+    config = SearchConfig.from_dict(tiny_search(use_gpt=False, output_dir=str(tmp_path / "run"), **limit))
+    with pytest.raises(ValueError, match=said):
+        NASSearcher(config, dataset=digits)

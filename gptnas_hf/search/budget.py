@@ -100,11 +100,20 @@ class SearchBudget:
             why = f"{why}; {slow}" if why else slow
         return why
 
-    def floor_problem(self) -> str:
-        """Why no network at all can meet the latency budget ("" when one might): every network
-        ends in a global pooling and a linear classifier, so one forward pass of just those
-        (measured once, in milliseconds) is a floor under any network's latency. Checked before
-        any proposal is measured, so an impossible ``max_latency_ms`` is refused at once."""
+    def floor_problem(self, min_width: int = 1) -> str:
+        """Why no network at all can meet the budget ("" when one might): every network ends in a
+        global pooling and a linear classifier from at least ``min_width`` channels, so that
+        classifier's parameters and MACs, and one forward pass of pooling and classifier
+        (measured once, in milliseconds), are floors under any network's. Checked before any
+        proposal is measured, so an impossible budget is refused at once."""
+        head_parameters = (int(min_width) + 1) * self.num_classes
+        head_macs = int(min_width) * self.num_classes
+        if self.max_params is not None and head_parameters > self.max_params:
+            return (f"no network can have at most max_params = {self.max_params:,} parameters: its classifier alone "
+                    f"({min_width} channels to {self.num_classes} classes) has {head_parameters:,}; raise {self.setting}")
+        if self.max_macs is not None and head_macs > self.max_macs:
+            return (f"no network can take at most max_macs = {self.max_macs:,} MACs an image: its classifier alone "
+                    f"({min_width} channels to {self.num_classes} classes) takes {head_macs:,}; raise {self.setting}")
         if self.max_latency_ms is None:
             return ""
         device = torch.device(self.device)

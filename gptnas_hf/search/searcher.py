@@ -215,7 +215,8 @@ class NASSearcher:
             max_latency_ms=config.max_latency_ms, in_channels=self.data.channels, num_classes=self.data.num_classes,
             image_size=self.data.image_size, device=str(self._distributed().device),
             build=None if isinstance(self.space, BlockSpace) else self.space.build_network)
-        floor = self.budget.floor_problem() if self.budget is not None else ""
+        floor = "" if self.budget is None else self.budget.floor_problem(
+            min(config.widths) if isinstance(self.space, BlockSpace) else 1)
         if floor:  # refused before any proposal is measured at length
             raise ValueError(floor)
 
