@@ -219,3 +219,20 @@ def test_package_model_refuses_a_used_directory_and_writes_nothing_partial(tmp_p
     assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_gptnas.GPTNASForArchitectureModeling"
     assert (out / "pipeline_nas_reconstruction.py").is_file() and (out / "modeling_gptnas.py").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["card.md", "out"]  # no staging left behind
+
+
+def test_a_bad_value_from_the_command_line_is_blamed_on_its_option_not_the_recipe(tmp_path):
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "gptnas_hf.cli", "search", "--recipe", "recipes/quickstart.yaml",
+                           "--max-params", "0", "--output-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, cwd=repo, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("gptnas search: error: --max-params (over recipe 'recipes/quickstart.yaml'): "
+                                   "must be at least 1, got 0")
+    bad = tmp_path / "bad.yaml"  # the same mistake in the file is blamed on the file
+    bad.write_text(yaml.safe_dump({**yaml.safe_load((repo / "recipes" / "quickstart.yaml").read_text()), "max_params": 0}))
+    from gptnas_hf.recipe_config import RecipeError
+    from gptnas_hf.search.searcher import SearchConfig
+
+    with pytest.raises(RecipeError, match=r"^recipe '.*bad.yaml': max_params: must be at least 1"):
+        SearchConfig.from_yaml(bad)

@@ -74,7 +74,8 @@ class SearchBudget:
     num_classes: int = 10
     image_size: int = 32
     device: str = "cpu"
-    setting: str = "the recipe's max_params / max_macs / max_activations / max_latency_ms"
+    setting: str = ("max_params / max_macs / max_activations / max_latency_ms (the recipe's keys, or --max-params, "
+                    "--max-macs, --max-latency-ms on the command line)")
     build: object = None  # (arch, in_channels, num_classes) -> network of another space; None: the block genome
 
     def measure(self, genome) -> dict:

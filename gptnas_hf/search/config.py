@@ -160,9 +160,14 @@ class SearchConfig:
         ValueError that names the file (and the setting, by its dotted path)."""
         recipe = read_recipe(path)
         recipe.pop("name", None)
+        given = {k: v for k, v in overrides.items() if v is not None}
         try:
-            return cls.from_dict({**recipe, **{k: v for k, v in overrides.items() if v is not None}})
+            return cls.from_dict({**recipe, **given})
         except RecipeError as err:
+            key = str(err).split(":", 1)[0].split(".", 1)[0].strip()
+            if key in given:  # the value came from the caller (a command-line option), not the file
+                raise RecipeError(f"--{key.replace('_', '-')} (over recipe {str(path)!r}): "
+                                  f"{str(err).split(':', 1)[1].strip()}") from None
             raise RecipeError(f"recipe {str(path)!r}: {err}") from None
 
     @classmethod
