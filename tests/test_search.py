@@ -322,7 +322,9 @@ def test_ctrl_c_is_one_line_exit_130_at_once_and_the_resume_finishes_the_run(tmp
     out = tmp_path / "run"
     stderr_path = tmp_path / "stderr.txt"
     with open(stderr_path, "w") as stderr_file:
-        process = subprocess.Popen(_search_command(recipe, out), env=env, stdout=subprocess.DEVNULL, stderr=stderr_file)
+        process = subprocess.Popen(_search_command(recipe, out), env=env, stdout=subprocess.DEVNULL, stderr=stderr_file,
+                                   # as from a terminal: a test runner's worker may ignore SIGINT, and children inherit that
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = out / "evaluations.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
