@@ -171,3 +171,25 @@ def test_zero_cost_networks_have_the_datas_classes_even_when_the_batch_holds_one
     scores, _ = zero_cost(space, [arch], images, torch.zeros(4, dtype=torch.int64), 10, {"test": 1}, 0)
     assert scores["grad_norm"][0] > 0 and scores["snip"][0] > 0
     assert scores["params"][0] == space.parameters(space.load(arch), 3, 10)
+
+
+def test_a_tree_is_dirty_only_when_code_changed_not_the_benchmarks_own_outputs(tmp_path, monkeypatch):
+    import subprocess
+
+    from bench import common
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "bench" / "results").mkdir(parents=True)
+    for name in ("code.py", "bench/RESULTS.md", "bench/results/x.json"):
+        (tmp_path / name).write_text("1\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    monkeypatch.setattr(common, "ROOT", tmp_path)
+    (tmp_path / "bench" / "RESULTS.md").write_text("2\n")
+    (tmp_path / "bench" / "results" / "x.json").write_text("2\n")  # a figure written before the JSON
+    assert common.commit()["dirty"] is False
+    (tmp_path / "code.py").write_text("2\n")
+    assert common.commit()["dirty"] is True
