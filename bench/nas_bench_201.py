@@ -34,7 +34,9 @@ zero-cost proxies, Spearman against the table over all its cells.
 
 Resumable: every finished run is appended to ``RESULTS/runs/nas_bench_201/<arm>-<key>.jsonl`` (key:
 the table, the arm's settings, the GPT checkpoint and the search code), and a killed benchmark
-starts again where it stopped. ``--shard I/N`` runs every N-th seed and writes no results
+starts again where it stopped. Runs made by other search code are not reused unless
+``--reuse-stale-runs`` is given; the result then names them per arm and code
+(``settings.runs_of_other_code``). ``--shard I/N`` runs every N-th seed and writes no results
 (several processes share the cache); a last run without ``--shard`` aggregates.
 The GPT is never trained on NAS-Bench-201 (only ``ga_adapted`` fine-tunes on what its own
 search queried). ``--budget smoke`` checks the code path on a synthetic table in seconds.
@@ -53,7 +55,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import (ROOT, add_shard_option, code_fingerprint, holm, paired_t, parse, parser, progress, pyplot,
+from .common import (REUSE_STALE_ENV, ROOT, add_shard_option, code_fingerprint, holm, paired_t, parse, parser, progress, pyplot,
                      results_dir, runs_dir, save_figure, shard, write_result)
 
 NAME = "nas_bench_201"
@@ -149,28 +151,51 @@ def run_arm(table: Path, arm: str, seed: int, max_queries: int, pipeline) -> dic
 
 class RunCache:
     """Finished runs on disk (module doc), one file per arm: ``keys`` maps an arm to the key of
-    everything that decides its runs, so adding an arm or changing one reruns only that arm."""
+    everything that decides its runs, so adding an arm or changing one reruns only that arm.
 
-    def __init__(self, keys: dict[str, str]):
-        self.keys = dict(keys)
+    Each run also carries ``loose_keys[arm]`` (the same key without the search code) and the
+    code's fingerprint: with ``reuse_stale`` the runs of another code version of that arm are
+    reused where nothing else differs, and ``stale`` counts them per arm and code."""
+
+    def __init__(self, keys: dict[str, str], loose_keys: dict[str, str] | None = None, code: str | None = None,
+                 reuse_stale: bool = False):
+        self.keys, self.loose_keys, self.code = dict(keys), dict(loose_keys or {}), code
         self.folder = runs_dir() / NAME
         self.runs: dict[tuple[str, int], dict] = {}
-        for arm, key in self.keys.items():
-            path = self.path(arm)
-            if not path.is_file():
-                continue
+        self.stale: dict[str, dict[str, int]] = {}
+        for arm in self.keys:
+            for run in self._read(self.path(arm), arm):
+                self.runs[(arm, run["seed"])] = run
+        if not reuse_stale:
+            return
+        for arm, loose in self.loose_keys.items():
+            for path in sorted(self.folder.glob(f"{arm}-*.jsonl")):
+                if path == self.path(arm):
+                    continue
+                for run in self._read(path, arm):
+                    if run.get("loose") == loose and (arm, run["seed"]) not in self.runs:
+                        self.runs[(arm, run["seed"])] = run
+                        code_of = self.stale.setdefault(arm, {})
+                        code_of[run.get("code", "?")] = code_of.get(run.get("code", "?"), 0) + 1
+
+    @staticmethod
+    def _read(path: Path, arm: str) -> list[dict]:
+        runs = []
+        if path.is_file():
             for line in path.read_text().splitlines():
                 try:
                     run = json.loads(line)
                 except json.JSONDecodeError:  # a line cut by a kill: that run is done again
                     continue
                 if run.get("arm") == arm:
-                    self.runs[(arm, run["seed"])] = run
+                    runs.append(run)
+        return runs
 
     def path(self, arm: str) -> Path:
         return self.folder / f"{arm}-{self.keys[arm]}.jsonl"
 
     def put(self, run: dict) -> None:
+        run = {**run, "code": self.code, "loose": self.loose_keys.get(run["arm"])}
         self.runs[(run["arm"], run["seed"])] = run
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.path(run["arm"]), "a") as f:
@@ -326,9 +351,17 @@ def main(argv=None) -> dict:
                 "query_budgets": list(budgets), "seeds": [seeds[0], seeds[-1]], "gpt": _checkpoint_id(DEFAULT_MODEL),
                 "threads": torch.get_num_threads()}
     code = _source_fingerprint()
-    cache = RunCache({arm: hashlib.sha256(json.dumps({"table": table.fingerprint(), "arm": ARMS[arm], "gpt": settings["gpt"],
-                                                      "code": code, "budget": max(budgets)},
-                                                     sort_keys=True).encode()).hexdigest()[:16] for arm in args.arms})
+
+    def arm_key(arm: str, **extra) -> str:
+        return hashlib.sha256(json.dumps({"table": table.fingerprint(), "arm": ARMS[arm], "gpt": settings["gpt"],
+                                          "budget": max(budgets), **extra}, sort_keys=True).encode()).hexdigest()[:16]
+
+    cache = RunCache({arm: arm_key(arm, code=code) for arm in args.arms}, {arm: arm_key(arm) for arm in args.arms},
+                     code, reuse_stale=os.environ.get(REUSE_STALE_ENV) == "1")
+    settings["code"] = code
+    if cache.stale:
+        settings["runs_of_other_code"] = cache.stale
+        progress(f"reusing runs made by other search code (--reuse-stale-runs): {cache.stale}")
     arm_seeds = {arm: seeds[:args.adapted_seeds] if arm == "ga_adapted" and args.adapted_seeds else seeds
                  for arm in args.arms}
     settings["seeds_per_arm"] = {arm: len(v) for arm, v in arm_seeds.items()}

@@ -193,3 +193,21 @@ def test_a_tree_is_dirty_only_when_code_changed_not_the_benchmarks_own_outputs(t
     assert common.commit()["dirty"] is False
     (tmp_path / "code.py").write_text("2\n")
     assert common.commit()["dirty"] is True
+
+
+def test_search_runs_of_other_search_code_are_reused_only_when_asked(tmp_path, monkeypatch):
+    import bench.nas_bench_201 as nb
+
+    monkeypatch.setattr(nb, "runs_dir", lambda: tmp_path)
+    old = nb.RunCache({"ga": "key-old-code"}, {"ga": "loose-ga"}, code="old")
+    old.put({"arm": "ga", "seed": 3, "curve": [90.0, 91.0], "seconds": 1.0})
+    old.put({"arm": "ga", "seed": 4, "curve": [92.0], "seconds": 1.0})
+    (tmp_path / nb.NAME / "ga-other-settings.jsonl").write_text(
+        '{"arm": "ga", "seed": 5, "curve": [1.0], "loose": "loose-other", "code": "old"}\n{"arm": "ga", "se')
+    strict = nb.RunCache({"ga": "key-new-code"}, {"ga": "loose-ga"}, code="new")
+    assert strict.runs == {} and strict.stale == {}
+    lenient = nb.RunCache({"ga": "key-new-code"}, {"ga": "loose-ga"}, code="new", reuse_stale=True)
+    assert sorted(lenient.runs) == [("ga", 3), ("ga", 4)] and lenient.stale == {"ga": {"old": 2}}
+    assert lenient.runs[("ga", 3)]["curve"] == [90.0, 91.0] and lenient.runs[("ga", 3)]["code"] == "old"
+    lenient.put({"arm": "ga", "seed": 6, "curve": [93.0], "seconds": 1.0})  # new runs go under the new key
+    assert nb.RunCache({"ga": "key-new-code"}, {"ga": "loose-ga"}, code="new").runs[("ga", 6)]["code"] == "new"
