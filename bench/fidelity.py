@@ -2,8 +2,9 @@
 does, and at what cost? (the paper's Table 5 question, asked against a committed reference)
 
 The truth is ``bench/results/reference_ranking.json`` (``bench.reference_ranking``: 38 networks
-of the CPU proxy search space trained 10 epochs on 5,040 CIFAR-10 images, scored on 2,000
-test images). Every proxy variant scores the same networks and is compared with it:
+of the CPU proxy search space trained 10 epochs on 5,000 CIFAR-10 training images, scored on
+2,000 validation images carved from the training split, so that choosing a proxy never looks at
+the test split). Every proxy variant scores the same networks and is compared with it:
 
 * trained proxies, one axis at a time around the proxy the recipe used before this benchmark
   (250 images a class, 20% of them for validation, 3 epochs, batch 64, lr 0.1 warmed up over

@@ -14,8 +14,8 @@ Both arms of a seed start from the same initial population (same seed, no pre-fi
 generation 0), and train every candidate with the same seeded recipe.
 
 Endpoint: each run's best genome (by the search's own proxy fitness) trained at the settings
-of ``bench.reference_ranking`` (10 epochs on 5,040 CIFAR-10 images) and scored on 2,000 test
-images the search never saw: ``prefilter_minus_plain`` ``{mean, ci95, p_value, n, wins}`` in
+of ``bench.reference_ranking`` (10 epochs on 5,000 CIFAR-10 training images) and scored on its
+2,000 validation images, carved from the training split, which the search never saw: ``prefilter_minus_plain`` ``{mean, ci95, p_value, n, wins}`` in
 accuracy (``bench.common.paired_t``: t interval and the matching paired t-test, Holm over the two endpoints). The search's own
 best proxy fitness is reported as a secondary endpoint.
 
