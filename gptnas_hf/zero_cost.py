@@ -85,6 +85,7 @@ __all__ = [
     "zero_cost_score",
     "zero_cost_scores",
     "score_genome",
+    "zero_cost_batch",
 ]
 
 #: a proxy: ``fn(network, images, labels) -> float``, called by :func:`zero_cost_score`.
@@ -353,13 +354,17 @@ def zero_cost_scores(
     return {name: zero_cost_score(network, images, labels, name, seed) for name in proxies}
 
 
-def score_genome(genome, data, proxy: str, batch_size: int = 64, seed: int = 0) -> float:
-    """Score a genome at initialisation: its network is built by
-    :func:`gptnas_hf.search_space.build_network` (``in_channels=data.channels``,
+def score_genome(genome, data, proxy: str, batch_size: int = 64, seed: int = 0, *, space=None,
+                 batch_seed: int = 0) -> float:
+    """Score an architecture at initialisation: its network is built (``in_channels=data.channels``,
     ``num_classes=data.num_classes``) after ``torch.manual_seed(seed)`` (the caller's RNG state
-    is kept), put on ``data.device``, and scored by :func:`zero_cost_score` on the first
-    ``batch_size`` training images of ``data`` (an :class:`~gptnas_hf.data.ImageData`),
-    normalised with ``data.mean`` / ``data.std``."""
+    is kept) by ``space.build_network`` (``space``: a registered search space, default the block
+    genome's :func:`gptnas_hf.search_space.build_network`), put on ``data.device``, and scored by
+    :func:`zero_cost_score` on ``batch_size`` training images of ``data`` (an
+    :class:`~gptnas_hf.data.ImageData`) drawn at random with ``batch_seed`` and normalised with
+    ``data.mean`` / ``data.std``. The draw depends on ``batch_seed`` only, so every architecture
+    of a search is scored on the same batch; it is random because the training images are stored
+    class by class (their first ``batch_size`` would be one class)."""
     from .data import normalize
     from .search_space import build_network
 
@@ -369,7 +374,18 @@ def score_genome(genome, data, proxy: str, batch_size: int = 64, seed: int = 0) 
     if len(data.train_y) == 0:
         raise ValueError(f"score_genome: {data!r} has no training images")
     with seeded(int(seed), torch.device("cpu")):
-        network = build_network(genome, in_channels=data.channels, num_classes=data.num_classes)
+        if space is None:
+            network = build_network(genome, in_channels=data.channels, num_classes=data.num_classes)
+        else:
+            network = space.build_network(genome, in_channels=data.channels, num_classes=data.num_classes)
     network = network.to(data.device)
-    images = normalize(data.train_x[:batch_size], data.mean, data.std)
-    return zero_cost_score(network, images, data.train_y[:batch_size], proxy, seed)
+    picked = zero_cost_batch(len(data.train_y), batch_size, batch_seed)
+    images = normalize(data.train_x[picked], data.mean, data.std)
+    return zero_cost_score(network, images, data.train_y[picked], proxy, seed)
+
+
+def zero_cost_batch(n_images: int, batch_size: int, batch_seed: int = 0) -> torch.Tensor:
+    """Positions of the ``batch_size`` images (at most ``n_images``) a zero-cost score reads: a
+    seeded random draw without replacement, the same for every network scored with one seed."""
+    generator = torch.Generator().manual_seed(int(batch_seed))
+    return torch.randperm(int(n_images), generator=generator)[:batch_size]

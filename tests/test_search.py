@@ -351,3 +351,26 @@ def test_ctrl_c_is_one_line_exit_130_at_once_and_the_resume_finishes_the_run(tmp
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert json.loads((out / "state.json").read_text())["phase"] == "done"
     assert len(records) == len({r["hash"] for r in records}) == 12
+
+
+def test_prefilter_works_on_another_search_space_and_its_batch_holds_every_class(tmp_path, digits):
+    from gptnas_hf.search.candidate import candidate_seed
+    from gptnas_hf.search_space_protocol import create_space
+    from gptnas_hf.zero_cost import score_genome, zero_cost_batch
+
+    config = SearchConfig.from_dict({**TINY, "space": "nas-bench-201", "use_gpt": False, "population_size": 4,
+                                     "generations": 1, "prefilter": "naswot", "prefilter_keep": 0.5,
+                                     "output_dir": str(tmp_path / "run")})
+    NASSearcher(config, dataset=digits).run()
+    rows = records(tmp_path / "run")
+    offspring = [r for r in rows if r["generation"] == 1]
+    assert {r["status"] for r in offspring} == {"ok", "prefiltered"}
+    space = create_space("nas-bench-201")
+    for r in offspring:  # each score is the cell's own network scored on the search's batch
+        expected = score_genome(space.load(r["genome"]), digits, "naswot", space=space, batch_seed=0,
+                                seed=candidate_seed(0, r["genome"], space))
+        assert r["proxy_score"] == pytest.approx(expected, rel=1e-6)
+    assert len(set(digits.train_y[zero_cost_batch(len(digits.train_y), 64)].tolist())) == digits.num_classes
+    with pytest.raises(ValueError, match="table"):
+        SearchConfig.from_dict({**TINY, "space": "nas-bench-201", "prefilter": "naswot",
+                                "fitness": {"table": str(tmp_path / "t.csv")}})

@@ -286,11 +286,14 @@ def test_score_genome_on_sampled_genomes(tiny_data):
         assert scores[0][proxy] != scores[1][proxy], proxy
     assert score_genome(genomes[0], tiny_data, "synflow", batch_size=16) == scores[0]["synflow"]
 
-    # the same as building and scoring by hand
+    # the same as building and scoring by hand, on 16 images drawn at random with the batch seed
     torch.manual_seed(0)
     net = build_network(genomes[0], in_channels=3, num_classes=4)
-    x = (tiny_data.train_x[:16].float() / 255 - tiny_data.mean[:, None, None]) / tiny_data.std[:, None, None]
-    assert zero_cost_score(net, x, tiny_data.train_y[:16], "naswot") == pytest.approx(scores[0]["naswot"], rel=1e-9)
+    picked = torch.randperm(24, generator=torch.Generator().manual_seed(0))[:16]
+    x = (tiny_data.train_x[picked].float() / 255 - tiny_data.mean[:, None, None]) / tiny_data.std[:, None, None]
+    assert zero_cost_score(net, x, tiny_data.train_y[picked], "naswot") == pytest.approx(scores[0]["naswot"], rel=1e-9)
+    other_batch = score_genome(genomes[0], tiny_data, "naswot", batch_size=16, batch_seed=1)
+    assert other_batch != scores[0]["naswot"]
 
 
 def test_a_registered_proxy_is_accepted_as_a_search_prefilter():

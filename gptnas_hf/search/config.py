@@ -120,9 +120,11 @@ class SearchConfig:
         if self.fitness is not None:
             self.table_config()
         self._warn_about_idle_settings()
+        if self.prefilter is not None and self.fitness is not None:
+            raise RecipeError("prefilter: the zero-cost pre-filter scores networks on images, and a search whose "
+                              "fitness is read from a table (fitness.table) has none: remove prefilter, or use "
+                              "proposal_filter: parameters / gpt to rate proposals without images")
         if self.space != "blocks":
-            if self.prefilter is not None:
-                raise RecipeError(f"prefilter: the zero-cost pre-filter works on the block space only, not {self.space!r}")
             if self.use_gpt and self.reconstruction_method != "likelihood":
                 raise RecipeError(f"reconstruction_method: the {self.space!r} space is rebuilt by likelihood only")
         elif self.reconstruction_scorer != "gpt":

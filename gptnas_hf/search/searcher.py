@@ -560,13 +560,15 @@ class NASSearcher:
 
         distributed = self._distributed()
         keep = max(1, math.ceil(self.config.prefilter_keep * len(pending)))
-        trained_already = sum(cache.get(Genome.from_json(c["genome"]).hash(), {}).get("status", "prefiltered")
+        space = self.space
+        trained_already = sum(cache.get(space.hash(space.load(c["genome"])), {}).get("status", "prefiltered")
                               != "prefiltered" for c in pending)
         scores, seconds = {}, {}
         for index in todo:
-            genome = Genome.from_json(pending[index]["genome"])
+            arch = space.load(pending[index]["genome"])
             started = time.perf_counter()
-            score = score_genome(genome, self.data, self.config.prefilter, seed=candidate_seed(self.config.seed, genome))
+            score = score_genome(arch, self.data, self.config.prefilter, space=space, batch_seed=self.config.seed,
+                                 seed=candidate_seed(self.config.seed, pending[index]["genome"], space))
             seconds[index] = round(time.perf_counter() - started, 4)
             scores[index] = score if score == score else float("-inf")  # NaN ranks last
             # the trained ones keep their score and its cost too (their record says what the proxy thought)
