@@ -19,7 +19,9 @@ Arms (every one a run of the same :class:`~gptnas_hf.search.searcher.NASSearcher
 * ``ga_filter_gpt`` / ``ga_filter_size`` / ``ga_filter_gpt_size``: the proposal filter
   (``proposal_filter``): the GA proposes 4 times as many cells as it queries and the best-rated
   are queried, rated by the GPT's mean log-likelihood, by the parameter count (the control), or
-  by the two ranks averaged.
+  by the two ranks averaged; ``ga_filter_size_then_gpt``: by the parameter count, the GPT's
+  score breaking its ties (``parameters>gpt``), against ``ga_filter_size`` whose ties stay in the
+  order drawn.
 
 The same seed gives every arm the same initial proposals (``initial_population`` of the same
 sampler). A query is a distinct cell looked up (a repeat is free); each run goes to the largest
@@ -74,6 +76,8 @@ ARMS = {
     "ga_filter_gpt": {"strategy": "ga", "use_gpt": False, "proposal_filter": "gpt", "proposal_pool": 4},
     "ga_filter_size": {"strategy": "ga", "use_gpt": False, "proposal_filter": "parameters", "proposal_pool": 4},
     "ga_filter_gpt_size": {"strategy": "ga", "use_gpt": False, "proposal_filter": "gpt+parameters", "proposal_pool": 4},
+    "ga_filter_size_then_gpt": {"strategy": "ga", "use_gpt": False, "proposal_filter": "parameters>gpt",
+                                "proposal_pool": 4},
 }
 PAIRS = {"ga_gpt_minus_ga": ("ga_gpt", "ga"), "ga_gpt_minus_rea": ("ga_gpt", "rea"),
          "ga_gpt_minus_size_prior": ("ga_gpt", "ga_size_prior"), "random_gpt_minus_random": ("random_gpt", "random"),
@@ -81,7 +85,10 @@ PAIRS = {"ga_gpt_minus_ga": ("ga_gpt", "ga"), "ga_gpt_minus_rea": ("ga_gpt", "re
          "ga_filter_gpt_minus_ga_filter_size": ("ga_filter_gpt", "ga_filter_size"),
          "ga_filter_gpt_size_minus_ga_filter_size": ("ga_filter_gpt_size", "ga_filter_size"),
          "ga_filter_gpt_minus_rea": ("ga_filter_gpt", "rea"), "ga_filter_gpt_size_minus_rea": ("ga_filter_gpt_size", "rea"),
-         "ga_filter_gpt_minus_ga": ("ga_filter_gpt", "ga")}
+         "ga_filter_gpt_minus_ga": ("ga_filter_gpt", "ga"),
+         "ga_filter_size_then_gpt_minus_ga_filter_size": ("ga_filter_size_then_gpt", "ga_filter_size"),
+         "ga_filter_size_then_gpt_minus_rea": ("ga_filter_size_then_gpt", "rea"),
+         "ga_filter_size_then_gpt_minus_size_prior": ("ga_filter_size_then_gpt", "ga_size_prior")}
 #: published figures on NAS-Bench-201's CIFAR-10 test accuracy, beside ours in RESULTS.md
 ANCHORS = {"optimum": 94.37, "random search (NAS-Bench-201 paper, 500 runs, 12,000 simulated s)": "93.70 ± 0.36",
            "REINFORCE (same)": "93.85 ± 0.37", "GENIUS (GPT-4), 10 queries": "93.84 ± 0.33"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gptnas_hf.recipe_config import RecipeError
-from gptnas_hf.search.proposal_filter import average_ranks, filter_proposals
+from gptnas_hf.search.proposal_filter import average_ranks, filter_proposals, lexicographic_ranks
 from gptnas_hf.search.searcher import NASSearcher, SearchConfig
 from gptnas_hf.search_space_protocol import create_space
 
@@ -38,6 +38,14 @@ def test_average_ranks_of_two_scores():
     assert average_ranks([10, 20, 30], [3, 2, 1]) == [2.0, 2.0, 2.0]
     assert average_ranks([1, 2, 2], [1, 2, 3]) == [1.0, 2.25, 2.75]
     assert average_ranks() == []
+
+
+def test_lexicographic_ranks_order_by_the_first_score_and_break_its_ties_by_the_second():
+    assert lexicographic_ranks([2, 1, 2, 1], [0.1, 0.9, 0.5, 0.2]) == [3.0, 2.0, 4.0, 1.0]
+    assert lexicographic_ranks([5, 5, 1], [0.3, 0.3, 9.0]) == [2.5, 2.5, 1.0]
+    assert lexicographic_ranks([], []) == []
+    with pytest.raises(ValueError, match="primary"):
+        lexicographic_ranks([1, 2], [1])
 
 
 def _accuracy(cell) -> float:
@@ -89,6 +97,38 @@ def test_the_gpt_filter_rates_proposals_by_the_gpts_likelihood(table, tmp_path):
     assert score(records) > score(plain)
     combined = _run(table, tmp_path / "both", proposal_filter="gpt+parameters", proposal_pool=3, max_queries=18)
     assert len(combined) == 18 and [r["hash"] for r in combined] != [r["hash"] for r in records]
+
+
+def test_size_then_gpt_keeps_the_largest_proposals_and_lets_the_gpt_choose_among_equals(table, tmp_path, monkeypatch):
+    from transformers import pipeline
+
+    import gptnas_hf
+
+    gpt = pipeline("nas-reconstruction", model=gptnas_hf.DEFAULT_MODEL)
+    space = create_space("nas-bench-201")
+    seen = []  # every pool the filter rated, with the ratings it gave
+    original = NASSearcher._proposal_scores
+
+    def spy(self, proposals):
+        ratings = original(self, proposals)
+        seen.append(([space.load(p.genome) for p in proposals], ratings))
+        return ratings
+
+    monkeypatch.setattr(NASSearcher, "_proposal_scores", spy)
+    records = _run(table, tmp_path / "lex", proposal_filter="parameters>gpt", proposal_pool=3, max_queries=18)
+    assert len(records) == 18 and seen
+    ties_broken = 0
+    for cells, ratings in seen:
+        sizes = [space.parameters(c) for c in cells]
+        likelihood = gpt.score(cells, space=space)
+        for i in range(len(cells)):
+            for j in range(len(cells)):
+                if sizes[i] > sizes[j]:
+                    assert ratings[i] > ratings[j]  # size decides first
+                elif sizes[i] == sizes[j] and likelihood[i] > likelihood[j] + 1e-9:
+                    assert ratings[i] > ratings[j]  # the GPT only among equals
+                    ties_broken += 1
+    assert ties_broken > 0
 
 
 def test_recipe_checks_name_the_filter_settings(table, tmp_path):

@@ -13,7 +13,9 @@ Scorers (``proposal_filter`` in a search recipe):
   (:mod:`gptnas_hf.architecture_score`), of the search's current GPT (the adapted one when
   ``gpt_adaptation`` is on);
 * ``"parameters"``: the parameter count, the control that lacks only the GPT's knowledge;
-* ``"gpt+parameters"``: the two ranks within the pool, averaged (what the GPT adds to size).
+* ``"gpt+parameters"``: the two ranks within the pool, averaged (what the GPT adds to size);
+* ``"parameters>gpt"``: the parameter count first, the GPT's score only among proposals of
+  equal size (a cell space has few distinct sizes: the GPT breaks the size prior's ties).
 
 A step's pool is deduplicated, and architectures the run has evaluated already are dropped
 while enough new ones remain (re-proposing one costs no query but teaches nothing). The kept
@@ -26,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 #: the zero-cost scorers a search can filter its proposals with
-PROPOSAL_SCORERS = ("gpt", "parameters", "gpt+parameters")
+PROPOSAL_SCORERS = ("gpt", "parameters", "gpt+parameters", "parameters>gpt")
 
 
 def average_ranks(*columns: Sequence[float]) -> list[float]:
@@ -38,6 +40,19 @@ def average_ranks(*columns: Sequence[float]) -> list[float]:
         return []
     ranked = [rankdata(list(column), method="average") for column in columns]
     return [float(sum(r[i] for r in ranked) / len(ranked)) for i in range(len(columns[0]))]
+
+
+def lexicographic_ranks(primary: Sequence[float], secondary: Sequence[float]) -> list[float]:
+    """Per item, its rank (1 = lowest) when items are ordered by ``primary`` and, among equal
+    ``primary`` values, by ``secondary``; items equal in both share their average rank."""
+    from scipy.stats import rankdata
+
+    if len(primary) != len(secondary):
+        raise ValueError(f"{len(primary)} primary values against {len(secondary)} secondary ones")
+    pairs = list(zip(primary, secondary))
+    order = sorted(set(pairs))
+    position = {pair: i for i, pair in enumerate(order)}
+    return [float(r) for r in rankdata([position[pair] for pair in pairs], method="average")]
 
 
 def filter_proposals(pool: list, keep: int, score: Callable[[list], list[float]], key: Callable[[object], str],

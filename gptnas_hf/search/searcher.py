@@ -61,7 +61,7 @@ from .budget import SearchBudget, repair
 from .candidate import candidate_seed, evaluate_candidate, seed_for
 from .config import SearchConfig, make_space  # SearchConfig is also read from here
 from .diversity import population_diversity
-from .proposal_filter import average_ranks, filter_proposals
+from .proposal_filter import average_ranks, filter_proposals, lexicographic_ranks
 from .run_directory import RunDirectory
 from .strategies import Individual, create_strategy
 from .tracking import SearchTracker
@@ -201,7 +201,7 @@ class NASSearcher:
                                            self.shape["image_size"]), space=self.space)
                 self.reconstructor = self.adapter.pipeline  # its own copy of the model
         self._filter_gpt = None  # the GPT that rates proposals when proposal_filter needs one and use_gpt is off
-        if config.proposal_filter in ("gpt", "gpt+parameters") and self.reconstructor is None:
+        if config.proposal_filter not in (None, "parameters") and self.reconstructor is None:
             self._filter_gpt = self._load_pipeline(model or config.model)
         self.evaluation_key = self._evaluation_key(model or config.model)
         self._accelerator = None
@@ -761,6 +761,8 @@ class NASSearcher:
             return sizes
         gpt = self.reconstructor or self._filter_gpt
         likelihood = gpt.score(archs, space=self.space, window_size=self.config.window_size, **self.shape)
+        if scorer == "parameters>gpt":
+            return lexicographic_ranks(sizes, likelihood)
         return likelihood if scorer == "gpt" else average_ranks(likelihood, sizes)
 
     def _adapt(self, state: dict, cache: dict) -> None:
