@@ -56,7 +56,8 @@ SMOKE_OVERRIDES = {  # a code-path check in seconds: candidates train in the ben
 }
 CACHE_VERSION = 2
 #: the package sources that decide a candidate's training result (part of the cache key)
-TRAINING_SOURCES = ("genome_schema.py", "genome_network.py", "evaluation.py", "data.py", "search/candidate.py")
+TRAINING_SOURCES = ("genome_schema.py", "genome_network.py", "kind_registry.py", "builtin_kinds.py", "evaluation.py",
+                    "data.py", "search/candidate.py")
 
 
 # -- where results go ----------------------------------------------------------------------

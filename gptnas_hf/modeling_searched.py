@@ -9,8 +9,9 @@ input it was searched for, its labels and where it came from, and
 Importing ``gptnas_hf`` registers both with ``AutoConfig`` / ``AutoModelForImageClassification``
 and marks them for ``auto_map``, so ``save_pretrained`` writes this file and every flat module it
 imports, directly or through another (transformers follows each ``from .x import``:
-``genome_network.py``, ``genome_schema.py``, ``block_labels.py``, ``genome_budget.py``,
-``space_nas_bench_201.py`` and the modules that one imports) beside the weights, and the
+``genome_network.py``, ``genome_schema.py``, ``kind_registry.py``, ``builtin_kinds.py``,
+``value_checks.py``, ``block_labels.py``, ``genome_budget.py``, ``space_nas_bench_201.py`` and
+the modules that one imports) beside the weights, and the
 directory (or Hub repo) also loads with ``trust_remote_code=True`` where the package is not
 installed. A ``config.json`` without ``search_space`` (written before there was a choice) holds a
 block genome.
