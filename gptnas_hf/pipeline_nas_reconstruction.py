@@ -52,7 +52,7 @@ from .genome_schema import KIND_PARAMS, Genome
 from .mask_schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
 from .tokenization_gptnas import encode_types
 
-__all__ = ["NASReconstructionPipeline", "block_layers", "candidate_blocks", "METHODS"]
+__all__ = ["NASReconstructionPipeline", "block_layers", "clear_block_layers_cache", "candidate_blocks", "METHODS"]
 
 METHODS = ("likelihood", "predict")
 #: genomes rebuilt side by side when the caller gives no ``batch_size``: a search's population
@@ -74,6 +74,11 @@ def _block_layers_cached(block_json: str, in_channels: int, size: int) -> tuple[
 def block_layers(block: dict, in_channels: int, size: int) -> tuple[LayerRecord, ...]:
     """The layer records of one block fed ``in_channels`` x ``size`` x ``size`` (cached)."""
     return _block_layers_cached(json.dumps(block, sort_keys=True), int(in_channels), int(size))
+
+
+def clear_block_layers_cache() -> None:
+    """Forget the layer records :func:`block_layers` remembers (for timings that start cold)."""
+    _block_layers_cached.cache_clear()
 
 
 def _out_size(size: int, stride: int) -> int:

@@ -1,6 +1,6 @@
 """The settings of a search (:class:`SearchConfig`: every knob, checked, with the paper's
-defaults; a recipe file is one) and the search space they name (:func:`make_space`). The
-searcher, the run directory and the command line read them from here."""
+defaults; a recipe file is one; its ``gpt_adaptation`` section is an :class:`AdaptationConfig`)
+and the search space they name (:func:`make_space`). The searcher, the run directory and the command line read them from here."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ..recipe_config import (NON_NEGATIVE, POSITIVE, UNIT, RecipeError, check_fi
 from ..search_space import DEFAULT_MAX_BLOCKS, DEFAULT_MAX_DOWNSAMPLES, DEFAULT_MIN_BLOCKS, DEFAULT_WIDTHS, MAX_WIDTH
 from ..search_space_protocol import SearchSpace, create_space, space_names
 from ..space_blocks import BlockSpace
+from ..value_checks import is_int
 from .proposal_filter import PROPOSAL_SCORERS
 from .strategies import DEFAULT_CROSSOVER_RATE, DEFAULT_MUTATION_RATE, DEFAULT_POPULATION_SIZE, strategy_names
 
@@ -48,6 +49,30 @@ SEARCH_CHECKS = {
     "proposal_filter": (lambda v: v is None or v in PROPOSAL_SCORERS, "null, " + ", ".join(PROPOSAL_SCORERS)),
     "proposal_pool": POSITIVE,
 }
+
+@dataclass
+class AdaptationConfig:
+    """The ``gpt_adaptation`` section (:mod:`gptnas_hf.search.adaptation`): the share of the
+    trained candidates the GPT reads, its AdamW steps, learning rate and batch size, and the
+    share of each batch replayed from the torchvision zoo."""
+
+    top_fraction: float = 0.25
+    steps: int = 30
+    lr: float = 3e-4
+    replay: float = 0.5
+    batch_size: int = 16
+
+    def __post_init__(self):
+        if not 0 < self.top_fraction <= 1:
+            raise ValueError(f"gpt_adaptation.top_fraction must lie in (0, 1], got {self.top_fraction!r}")
+        if not 0 <= self.replay < 1:
+            raise ValueError(f"gpt_adaptation.replay must lie in [0, 1), got {self.replay!r}")
+        for name in ("steps", "batch_size"):
+            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
+                raise ValueError(f"gpt_adaptation.{name} must be a positive int, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"gpt_adaptation.lr must be positive, got {self.lr!r}")
+
 
 #: what rates a masked unit's alternatives in a space other than the block genome: the GPT's mean
 #: log-likelihood of the network, or (a control that lacks only the GPT's knowledge) its size
@@ -114,7 +139,6 @@ class SearchConfig:
         retrain_config(self.retrain)
         if self.gpt_adaptation is not None:
             from ..recipe_config import build
-            from .adaptation import AdaptationConfig
 
             build(AdaptationConfig, self.gpt_adaptation, "gpt_adaptation")
         if self.fitness is not None:

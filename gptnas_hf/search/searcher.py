@@ -59,7 +59,7 @@ from ..search_space_protocol import SearchSpace
 from ..space_blocks import BlockSpace
 from .budget import SearchBudget, repair
 from .candidate import candidate_seed, evaluate_candidate, seed_for
-from .config import SearchConfig, make_space  # SearchConfig is also read from here
+from .config import AdaptationConfig, SearchConfig, make_space  # SearchConfig is also read from here
 from .diversity import population_diversity
 from .proposal_filter import average_ranks, filter_proposals
 from .run_directory import RunDirectory
@@ -194,7 +194,7 @@ class NASSearcher:
         if config.use_gpt:
             self.reconstructor = self._load_pipeline(model or config.model)
             if config.gpt_adaptation is not None:
-                from .adaptation import AdaptationConfig, GPTAdapter
+                from .adaptation import GPTAdapter
 
                 self.adapter = GPTAdapter(self.reconstructor, AdaptationConfig(**config.gpt_adaptation),
                                           (self.shape["in_channels"], self.shape["num_classes"],
