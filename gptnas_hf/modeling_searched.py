@@ -39,6 +39,7 @@ from .genome_budget import (DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMETERS, Gen
                             measure_genome, over_budget)
 from .genome_network import build_network, init_module_weights
 from .genome_schema import Genome
+from .value_checks import is_int
 from .space_nas_bench_201 import Cell, NASBench201Network, NASBench201Space
 
 __all__ = ["SEARCH_SPACES", "SearchedNetConfig", "SearchedNetPreTrainedModel", "SearchedNetForImageClassification"]
@@ -126,7 +127,7 @@ class SearchedNetConfig(PretrainedConfig):
         self.use_gpt = use_gpt
         self.dataset = dataset
         for name, value in (("max_parameters", max_parameters), ("max_activations", max_activations)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and (not is_int(value) or value < 1):
                 raise ValueError(f"{name} must be a positive int or None, got {value!r}")
         self.max_parameters = max_parameters
         self.max_activations = max_activations

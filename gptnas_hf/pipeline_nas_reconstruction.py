@@ -51,6 +51,7 @@ from .genome_sampler import candidate_blocks, make_block
 from .genome_schema import KIND_PARAMS, Genome
 from .mask_schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
 from .tokenization_gptnas import encode_types
+from .value_checks import is_int
 
 __all__ = ["NASReconstructionPipeline", "block_layers", "clear_block_layers_cache", "candidate_blocks", "METHODS"]
 
@@ -498,7 +499,7 @@ def _check_number(name: str, value, lo: float, hi: float) -> None:
 def _check_int(name: str, value, lo: int | None) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo):
+    if not is_int(value) or (lo is not None and value < lo):
         raise ValueError(f"{name} must be an integer{'' if lo is None else f' >= {lo}'}, got {value!r}")
 
 

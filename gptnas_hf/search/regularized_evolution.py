@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..search_space_protocol import SearchSpace
+from ..value_checks import is_int
 from .strategies import Proposal, SearchStrategy, register_strategy
 
 __all__ = [
@@ -54,7 +55,7 @@ DEFAULT_REA_SAMPLE_SIZE = 3
 
 
 def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
 

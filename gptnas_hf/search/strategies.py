@@ -48,10 +48,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..genome_schema import is_int
 from ..search_space import Genome
 from ..search_space_protocol import SearchSpace
 from ..space_blocks import BlockSpace
+from ..value_checks import is_int
 
 #: the strategies' defaults (paper section 5.1), the one source of truth for the search settings
 DEFAULT_POPULATION_SIZE = 30
