@@ -1,10 +1,12 @@
-"""The paper's Table-2 block kinds, each defined once as a :class:`~gptnas_hf.kind_registry.BlockKind`
-(parameters, accepted widths, how it is built from torchvision's own block classes, how the
-sampler draws it, what the reconstruction tries) and registered in the GPT's label order
-(:data:`~gptnas_hf.block_labels.BLOCK_LABELS`). A new kind is one more definition: a builder
-(modules made in execution order, :func:`adapter` where the kind cannot reach the width or
-stride by itself) and a :func:`~gptnas_hf.kind_registry.register_kind` call. The sampler's
-weights favour conv-like blocks over bare layers.
+"""The package's block kinds, each defined once as a :class:`~gptnas_hf.kind_registry.BlockKind`
+(parameters, accepted widths, how it is built, how the sampler draws it, what the
+reconstruction tries) and registered: first the paper's Table-2 kinds, built from torchvision's
+own block classes, in the GPT's label order (:data:`~gptnas_hf.block_labels.BLOCK_LABELS`). A
+new kind is one more definition here, appended to :data:`BUILTIN_KINDS`: a builder (modules made
+in execution order, :func:`adapter` where the kind cannot reach the width or stride by itself)
+and its settings. It is searched, built and traced like the others; the GPT rewrites masked
+blocks only into the kinds its block head was trained on (its ``config.block_labels``). The
+sampler's weights favour conv-like blocks over bare layers.
 
 A flat model-side module (saved searched networks carry it): it imports torch, torchvision and
 flat modules only.
@@ -311,9 +313,10 @@ CONV = BlockKind(
     doc="``nn.Conv2d`` (padding (k - 1) // 2); kernel in {1, 3, 5} (3), bias (false).")
 
 
-#: the Table-2 kinds, in the GPT's label order (the order the sampler draws from by default)
+#: the package's kinds in registration order (the order the sampler draws from by default): the
+#: Table-2 kinds in the GPT's label order, then any other
 BUILTIN_KINDS = (CONV_NORM_ACTIVATION, SQUEEZE_EXCITATION, INCEPTION, AVG_POOL, RES_BOTTLENECK_BLOCK, STEM,
                  BOTTLENECK, BASIC_BLOCK, INVERTED_RESIDUAL, MAX_POOL, BATCH_NORM, RELU, CONV)
-assert tuple(kind.name for kind in BUILTIN_KINDS) == BLOCK_LABELS
+assert tuple(kind.name for kind in BUILTIN_KINDS[:len(BLOCK_LABELS)]) == BLOCK_LABELS
 for _kind in BUILTIN_KINDS:
     register_kind(_kind)

@@ -19,10 +19,10 @@ from .value_checks import is_int
 __all__ = ["MAX_WIDTH", "KIND_PARAMS", "KindParam", "WIDTH_PRESERVING_KINDS", "STRIDE_NATIVE_KINDS", "is_int",
            "InvalidGenomeError", "normalize_block", "normalize", "validate_genome", "Genome"]
 
-#: The Table-2 kinds whose native module keeps the channel count (they need an adapter to
+#: The built-in kinds whose native module keeps the channel count (they need an adapter to
 #: change it); any registered kind says so itself (``BlockKind.preserves_width``).
 WIDTH_PRESERVING_KINDS = tuple(kind.name for kind in BUILTIN_KINDS if kind.preserves_width)
-#: The Table-2 kinds whose native module can downsample (stride 2) without an adapter; any
+#: The built-in kinds whose native module can downsample (stride 2) without an adapter; any
 #: registered kind says so itself (``BlockKind.downsamples``).
 STRIDE_NATIVE_KINDS = tuple(kind.name for kind in BUILTIN_KINDS if kind.downsamples)
 

@@ -6,9 +6,9 @@ sampler draws it and which settings the reconstruction tries for it. Kinds are r
 name (:func:`register_kind`, in :data:`BLOCK_KINDS`); the genome's schema
 (:mod:`gptnas_hf.genome_schema`), sampler (:mod:`gptnas_hf.genome_sampler`), network
 (:mod:`gptnas_hf.genome_network`) and the block space's mutation
-(:mod:`gptnas_hf.space_blocks`) read every kind from here and know no kind by name. The paper's
-Table-2 kinds are defined in :mod:`gptnas_hf.builtin_kinds`; a new kind is one more
-:class:`BlockKind` there (or registered by the code that uses it).
+(:mod:`gptnas_hf.space_blocks`) read every kind from here and know no kind by name. The
+package's kinds (the paper's Table-2 ones first) are defined in :mod:`gptnas_hf.builtin_kinds`;
+a new kind is one more :class:`BlockKind` there (or registered by the code that uses it).
 
 A kind is not a class of the architecture GPT's block head (:data:`~gptnas_hf.block_labels.BLOCK_LABELS`,
 fixed by the trained model): the GPT rewrites masked blocks into the kinds it was trained on only.
