@@ -51,7 +51,6 @@ from __future__ import annotations
 import functools
 import math
 import time
-from contextlib import contextmanager
 import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
