@@ -5,15 +5,14 @@ and plotting helpers.
 Every benchmark runs as ``python -m bench.NAME --budget small|paper [--seeds N]``:
 
 * ``small``: the CPU proxy of ``recipes/search-cifar10-cpu.yaml`` (a class-balanced CIFAR-10
-  subset, narrow networks, short training), sized to finish in about 15 minutes on 2 CPU cores;
+  subset, narrow networks, short training), sized for a 2-core CPU (each result records its wall time);
 * ``paper``: the paper's scale (``recipes/search-cifar10.yaml``, the full CIFAR-10), for a GPU;
-* ``smoke`` (hidden): a few seconds on scikit-learn's digits, for ``tests/test_bench_smoke.py``.
+* ``smoke`` (hidden): a code-path check on scikit-learn's digits, for ``tests/test_bench_smoke.py``.
 
 Threads. On a CPU the benchmarks run torch with one intra-op thread unless ``--threads N`` says
-otherwise: on this shared 2-core machine two threads were about 1.45x faster for candidate
-training when the other core was idle, but collapsed when another job ran (a batch of 30
-reconstructions took 5.3 s median instead of 0.39 s), so one thread gives timings that other
-people's jobs cannot wreck. ``threads`` and the load average are recorded with every result.
+otherwise: on a shared 2-core machine two threads train a candidate faster while the other core
+is idle but collapse when another job runs (``bench.search_wall`` measures thread policies quiet
+and under load), so one thread gives timings that other people's jobs cannot wreck. ``threads`` and the load average are recorded with every result.
 
 Results go to ``bench/results/NAME.{json,png}`` and a row of ``bench/RESULTS.md``; set
 ``GPTNAS_BENCH_RESULTS`` (or pass ``--results-dir``) to write them elsewhere (the table then
@@ -56,7 +55,8 @@ SMOKE_OVERRIDES = {  # a code-path check in seconds: candidates train in the ben
 }
 CACHE_VERSION = 2
 #: the package sources that decide a candidate's training result (part of the cache key)
-TRAINING_SOURCES = ("genome_schema.py", "genome_network.py", "evaluation.py", "data.py", "search/candidate.py")
+TRAINING_SOURCES = ("genome_schema.py", "genome_network.py", "kind_registry.py", "builtin_kinds.py", "evaluation.py",
+                    "data.py", "search/candidate.py")
 
 
 # -- where results go ----------------------------------------------------------------------
@@ -230,7 +230,7 @@ def parser(doc: str, seeds_help: str) -> argparse.ArgumentParser:
     """The options every benchmark takes."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", choices=BUDGETS, default="small",
-                   help="small: the CPU proxy (about 15 minutes on 2 cores); paper: the paper's scale, for a GPU")
+                   help="small: the CPU proxy, sized for 2 cores; paper: the paper's scale, for a GPU")
     p.add_argument("--seeds", type=int, default=None, help=seeds_help)
     p.add_argument("--results-dir", default=None, help=f"write results here instead of bench/results (or set ${RESULTS_ENV})")
     p.add_argument("--reuse-stale-runs", action="store_true",

@@ -17,8 +17,7 @@ held-out splits:
 
 Each split uses the checkpoint its recipe writes (``runs/gpt/finetune-cpu-holdout*``); when it
 is missing the benchmark trains it with ``gptnas_hf.training.train_from_recipe``, after
-``recipes/pretrain-cpu.yaml`` when the pre-trained checkpoint is missing too (minutes on 2
-cores). The bigram baseline is fitted on the recipe's own fine-tuning corpus. Budgets do not
+``recipes/pretrain-cpu.yaml`` when the pre-trained checkpoint is missing too. The bigram baseline is fitted on the recipe's own fine-tuning corpus. Budgets do not
 change the measurement (it is deterministic); the smoke budget stands the shipped checkpoint
 in for both (it saw every network: plumbing only)."""
 

@@ -8,7 +8,8 @@ only the BatchNorm layers of an unchanged one, which would compare the training 
 than the architectures. The paper trained 15 initial genomes for 90 epochs; the small budget
 uses the CPU proxy's training (``recipes/search-cifar10-cpu.yaml``: 2,500 class-balanced
 CIFAR-10 images, 20% of them for validation, 16 px, 6 epochs with a cosine lr: the fitness the
-proxy search sees, Spearman 0.82 with the reference ranking), so its accuracies are far lower
+proxy search sees, whose rank correlation with the reference ranking ``bench.fidelity``
+measures), so its accuracies are far lower
 than the paper's; it takes 30 genomes for a little more statistical power (``--epochs`` trains
 longer). Paired differences against rate 0 (t interval and paired t-test, Holm over the rates) are
 reported per rate.

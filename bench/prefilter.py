@@ -6,9 +6,9 @@ comparison of two arms that differ only in the pre-filter:
 * ``GA+prefilter``: the same search with ``prefilter: PROXY`` (default ``grad_norm``, the
   zero-cost proxy that ranks the reference best in ``bench.fidelity``) and ``prefilter_keep:
   0.5``: only the better half of each generation's offspring is trained, so the same number
-  of trainings buys 2G generations. The zero-cost scores cost about 0.1 s a candidate against
-  about 6 s of training; both arms' cost (training seconds plus scoring seconds, from the
-  records) is reported beside their results.
+  of trainings buys 2G generations. A zero-cost score costs a small fraction of a training;
+  both arms' cost (training seconds plus scoring seconds, from the records) is reported beside
+  their results.
 
 Both arms of a seed start from the same initial population (same seed, no pre-filter in
 generation 0), and train every candidate with the same seeded recipe.

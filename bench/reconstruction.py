@@ -21,14 +21,14 @@ TARGET_S = 0.5
 def time_reconstruction(repeats: int, batch: int = 30, mask_rate: float = 0.4, first_seed: int = 10_000) -> dict:
     """Cold and warm seconds of ``repeats`` batches of ``batch`` fresh genomes (10-20 blocks)
     through the shipped pipeline; the median, max and every measurement."""
-    from gptnas_hf.pipeline_nas_reconstruction import _block_layers_cached
+    from gptnas_hf.pipeline_nas_reconstruction import clear_block_layers_cache
     from gptnas_hf.search_space import sample_genome
 
     reconstruct = reconstructor()
     cold, warm, replaced = [], [], []
     for rep in range(repeats):
         genomes = [sample_genome(first_seed + batch * rep + i) for i in range(batch)]
-        _block_layers_cached.cache_clear()
+        clear_block_layers_cache()
         start = time.perf_counter()
         reconstruct(genomes, mask_rate=mask_rate, seed=rep)
         cold.append(time.perf_counter() - start)

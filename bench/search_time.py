@@ -39,17 +39,17 @@ BUDGETS = {
 
 def time_search(config, use_gpt: bool, seed: int, image_size: int = 32, in_channels: int = 3) -> dict:
     """One search without training; seconds per generation for the strategy and for the GPT."""
-    from gptnas_hf.pipeline_nas_reconstruction import _block_layers_cached
     from gptnas_hf.mask_schedule import mask_rate_at
+    from gptnas_hf.pipeline_nas_reconstruction import clear_block_layers_cache
     from gptnas_hf.search.candidate import seed_for
-    from gptnas_hf.search.searcher import NASSearcher, make_space
-    from gptnas_hf.search.strategies import Individual, create_strategy
+    from gptnas_hf.search.config import make_space, make_strategy
+    from gptnas_hf.search.strategies import Individual
 
-    strategy = create_strategy(config.strategy, **NASSearcher._strategy_kwargs(config, make_space(config)))
+    strategy = make_strategy(config, make_space(config))
     pipe = reconstructor(config.model) if use_gpt else None
     rng = random.Random(seed)
     fitness_rng = random.Random(f"fitness:{seed}")
-    _block_layers_cached.cache_clear()
+    clear_block_layers_cache()
     strategy_s, gpt_s, rebuilt = [], [], []
     population: list = []
     for generation in range(config.generations + 1):

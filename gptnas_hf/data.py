@@ -538,7 +538,7 @@ def _decode_split(ds, img_col, idx, channels, size, source, name, progress) -> t
 
 
 def _decode_one(data: bytes, channels: int) -> torch.Tensor:
-    # torchvision's decoders are about 3x faster than PIL here (deprecated in torchvision 0.29
+    # torchvision's decoders are faster than PIL here (deprecated in torchvision 0.29
     # in favour of torchcodec, hence the PIL fallback when they are gone or fail).
     try:
         from torchvision.io import ImageReadMode, decode_image

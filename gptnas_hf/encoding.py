@@ -558,8 +558,7 @@ def _shape_only(x):
 
 def trace_factory(factory: Callable[[], nn.Module], input_shape: Sequence[int]) -> list[TracedLayer]:
     """Build ``factory()`` with its weights on the ``meta`` device and trace it: shapes only, no
-    memory for weights and no arithmetic, so the largest zoo networks trace in well under a
-    second.
+    memory for weights and no arithmetic, so the largest zoo networks trace cheaply.
 
     Every BatchNorm2d of the throw-away copy forwards its input unchanged: batch norm keeps
     the shape, so the trace is identical, but on ``meta`` tensors PyTorch runs batch norm

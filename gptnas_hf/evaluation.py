@@ -26,9 +26,10 @@ Train scopes (section 3.5; ``EvalConfig.train_scope``):
 * ``"paper"``, the paper's rule: ``"predicted"`` when some predicted block holds parameters,
   else ``"bn"`` when the network has BatchNorm parameters, else ``"full"`` (a network with
   neither: "if both of the above rules are not satisfied, the overall neural architecture is
-  trained"). Its fitness is biased: an individual the GPT rebuilt trains its new blocks (a
-  median 22% of its parameters on the CPU proxy), one it left alone only its BatchNorm (under
-  5%), so the rule rewards being rebuilt whatever the architecture;
+  trained"). Its fitness is biased: an individual the GPT rebuilt trains its new blocks, one it
+  left alone only its BatchNorm, a far smaller share of its parameters
+  (``bench.reconstruction_effect`` reports both), so the rule rewards being rebuilt whatever the
+  architecture;
 * ``"auto"`` (default), the paper's acceleration made fair: every individual trains the same
   share of its parameters (``EvalConfig.auto_share``, 25%): its predicted blocks first (they
   are freshly initialised), then further blocks in an order seeded by the candidate's seed,
@@ -50,7 +51,6 @@ from __future__ import annotations
 import functools
 import math
 import time
-from contextlib import contextmanager
 import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -105,7 +105,7 @@ class EvalConfig:
     train_scope: str = "auto"  # "auto" | "paper" | "predicted" | "bn" | "full"
     auto_share: float = 0.25  # share of parameters the "auto" scope trains in every individual
     mixed_precision: str = "auto"  # "auto": bf16 on a CUDA GPU that supports it, else "no"
-    channels_last: bool = True  # NHWC where it is safe (channels_last_is_safe): x1.14-1.22 on the CPU proxy (bench.eval_speed)
+    channels_last: bool = True  # NHWC where it is safe (channels_last_is_safe): faster (bench.eval_speed measures it)
     cpu: bool = False  # force the CPU even when a GPU is there
     seed: int = 0
     max_batches_per_epoch: int | None = None  # cap for cheap proxies
@@ -288,9 +288,9 @@ def channels_last_is_safe(device="cpu") -> bool:
     the weight gradient of a 1x1 convolution in channels-last layout (``jit_1x1:avx2``,
     ``backward_weights``) writes past its buffer when the convolution has few channels (1-7)
     and stride 2, which corrupts the heap and kills the process (SIGSEGV, ``free(): invalid
-    next size``; measured with torch 2.14 on one thread: 6 of 6 such shapes crashed under
-    ``ONEDNN_MAX_CPU_ISA=AVX2``, 0 of 40 shapes in NCHW, 0 of 40 in channels-last with the
-    AVX-512 kernels). So a CPU without AVX-512 (as torch reports it,
+    next size``; seen with torch 2.14 on one thread: every such shape crashed under
+    ``ONEDNN_MAX_CPU_ISA=AVX2``, none in NCHW nor in channels-last with the AVX-512 kernels).
+    So a CPU without AVX-512 (as torch reports it,
     ``torch.backends.cpu.get_cpu_capability()``), or with oneDNN capped below it by
     ``ONEDNN_MAX_CPU_ISA``, trains in NCHW: a little slower (``bench.eval_speed``), never a crash.
     """

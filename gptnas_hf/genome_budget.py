@@ -2,8 +2,7 @@
 
 Contract: :func:`measure_genome` builds the genome's network on the ``meta`` device (shapes
 only: no memory for weights, no arithmetic) and runs one image through it there, so a genome
-of 60 blocks of width 4096 is measured in well under a second without allocating its
-gigabytes. It returns the number of parameters, of activation elements (the outputs of
+of 60 blocks of width 4096 is measured without allocating its gigabytes. It returns the number of parameters, of activation elements (the outputs of
 every leaf module, for one image at the given size: what training keeps for the backward pass,
 per image) and of multiply-accumulates for one image (``macs``: half the FLOPs that torch's own
 :class:`~torch.utils.flop_counter.FlopCounterMode` counts for the forward pass, which works on
@@ -59,7 +58,7 @@ def measure_genome(genome, in_channels: int = 3, num_classes: int = 10, image_si
             network = GenomeNetwork(genome, in_channels=in_channels, num_classes=num_classes, init_weights=False)
         else:
             network = build(genome, in_channels, num_classes)
-    network.eval()  # the same shapes and counts as training, 1.5x faster on meta (no batch statistics)
+    network.eval()  # the same shapes and counts as training, faster on meta (no batch statistics)
     parameters = sum(p.numel() for p in network.parameters())
     total = 0
 

@@ -131,7 +131,7 @@ def searched_network_card(info, model, repo_id: str | None):
         parameters=f"{parameters:,}", blocks=len(info.genome), kinds=", ".join(dict.fromkeys(info.genome.kinds)),
         genome_hash=genome_hash,
         genome_json="[\n" + ",\n".join("  " + json.dumps(block) for block in info.genome.to_list()) + "\n]",
-        layer_count=len(layers), layers="\n".join(layers),
+        layer_count=len(layers), layers="\n".join(layers), code_files=_code_files(),
         # the weights and their accuracy
         trained=info.weights == "retrained", retrained_available=info.retrained_available,
         final_training=info.retrain is not None, test_top1=_fmt_accuracy(retrain.get("test_top1")),

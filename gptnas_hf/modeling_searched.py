@@ -9,8 +9,9 @@ input it was searched for, its labels and where it came from, and
 Importing ``gptnas_hf`` registers both with ``AutoConfig`` / ``AutoModelForImageClassification``
 and marks them for ``auto_map``, so ``save_pretrained`` writes this file and every flat module it
 imports, directly or through another (transformers follows each ``from .x import``:
-``genome_network.py``, ``genome_schema.py``, ``block_labels.py``, ``genome_budget.py``,
-``space_nas_bench_201.py`` and the modules that one imports) beside the weights, and the
+``genome_network.py``, ``genome_schema.py``, ``kind_registry.py``, ``builtin_kinds.py``,
+``value_checks.py``, ``block_labels.py``, ``genome_budget.py``, ``space_nas_bench_201.py`` and
+the modules that one imports) beside the weights, and the
 directory (or Hub repo) also loads with ``trust_remote_code=True`` where the package is not
 installed. A ``config.json`` without ``search_space`` (written before there was a choice) holds a
 block genome.
@@ -38,6 +39,7 @@ from .genome_budget import (DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMETERS, Gen
                             measure_genome, over_budget)
 from .genome_network import build_network, init_module_weights
 from .genome_schema import Genome
+from .value_checks import is_int
 from .space_nas_bench_201 import Cell, NASBench201Network, NASBench201Space
 
 __all__ = ["SEARCH_SPACES", "SearchedNetConfig", "SearchedNetPreTrainedModel", "SearchedNetForImageClassification"]
@@ -125,7 +127,7 @@ class SearchedNetConfig(PretrainedConfig):
         self.use_gpt = use_gpt
         self.dataset = dataset
         for name, value in (("max_parameters", max_parameters), ("max_activations", max_activations)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and (not is_int(value) or value < 1):
                 raise ValueError(f"{name} must be a positive int or None, got {value!r}")
         self.max_parameters = max_parameters
         self.max_activations = max_activations

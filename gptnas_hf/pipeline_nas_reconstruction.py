@@ -6,12 +6,12 @@ their locations, when the model reads them); a new block with the masked block's
 and stride takes its place, so the network stays valid. How the new block is chosen
 (``method``):
 
-* ``"likelihood"`` (default): every candidate block (:func:`candidate_blocks`: each Table-2
-  kind with the parameter settings that matter, e.g. a conv's kernel and activation, a
-  bottleneck's groups) is written as its own layer sequence in this context; its score is the
-  GPT's mean log-likelihood of those layers and of the first layer of the block that follows,
-  plus the log-probability the FCN gives its kind from the context and its first layer. The
-  best candidate is taken (greedy) or one is sampled from ``softmax(score / temperature)``
+* ``"likelihood"`` (default): every candidate block (:func:`candidate_blocks`: each kind the
+  GPT's block head knows with the parameter settings that matter, its ``BlockKind.candidates``,
+  e.g. a conv's kernel and activation, a bottleneck's groups) is written as its own layer
+  sequence in this context; its score is the GPT's mean log-likelihood of those layers and of
+  the first layer of the block that follows, plus the log-probability the FCN gives its kind
+  from the context and its first layer. The best candidate is taken (greedy) or one is sampled from ``softmax(score / temperature)``
   (``do_sample``). Everything the GPT knows about the layers, kernel, width ratio, stride,
   grouping and activation included, decides the block.
 * ``"predict"``: the paper's literal reading: the GPT predicts the next layer, the FCN turns
@@ -47,12 +47,13 @@ from transformers import Pipeline
 from .configuration_gptnas import location_id
 from .encoding import LayerRecord, layer_type, trace_factory
 from .genome_network import build_block
-from .genome_sampler import make_block
+from .genome_sampler import candidate_blocks, make_block
 from .genome_schema import KIND_PARAMS, Genome
 from .mask_schedule import DEFAULT_INITIAL_MASK_RATE, mask_rate_at
 from .tokenization_gptnas import encode_types
+from .value_checks import is_int
 
-__all__ = ["NASReconstructionPipeline", "block_layers", "candidate_blocks", "METHODS"]
+__all__ = ["NASReconstructionPipeline", "block_layers", "clear_block_layers_cache", "candidate_blocks", "METHODS"]
 
 METHODS = ("likelihood", "predict")
 #: genomes rebuilt side by side when the caller gives no ``batch_size``: a search's population
@@ -62,29 +63,6 @@ DEFAULT_BATCH_SIZE = 64
 #: kinds apart): a candidate is scored in one GPT pass over a window of at most k + 1 tokens
 #: (context, its layers, the next block's first layer), so at least k - 6 layers of context
 MAX_SCORED_LAYERS = 6
-
-#: kind -> the parameter settings a candidate of that kind is tried with (the rest default)
-CANDIDATE_SETTINGS: dict[str, tuple[dict, ...]] = {
-    "ConvNormActivation": tuple({"kernel": k, "activation": a} for k in (1, 3, 5) for a in ("ReLU", "SiLU")),
-    "SqueezeExcitation": ({"squeeze_factor": 4}, {"squeeze_factor": 16}),
-    "ResBottleneckBlock": tuple({"bottleneck_multiplier": m, "se_ratio": se} for m in (1.0, 0.5) for se in (0.0, 0.25)),
-    "Bottleneck": ({"groups": 1, "base_width": 64}, {"groups": 1, "base_width": 128}, {"groups": 32, "base_width": 4}),
-    "Conv": tuple({"kernel": k} for k in (1, 3, 5)),
-}
-
-
-def candidate_blocks(width: int, stride: int, kinds=None) -> list[dict]:
-    """The blocks a masked block of this width and stride may become: every kind of ``kinds``
-    (default all) with each of its :data:`CANDIDATE_SETTINGS` (or its defaults), deduplicated."""
-    out: list[dict] = []
-    for kind in kinds if kinds is not None else KIND_PARAMS:
-        if kind not in KIND_PARAMS:
-            continue
-        for settings in CANDIDATE_SETTINGS.get(kind, ({},)):
-            block = make_block(kind, width, stride, None, **settings)
-            if block not in out:
-                out.append(block)
-    return out
 
 
 @lru_cache(maxsize=65536)
@@ -97,6 +75,11 @@ def _block_layers_cached(block_json: str, in_channels: int, size: int) -> tuple[
 def block_layers(block: dict, in_channels: int, size: int) -> tuple[LayerRecord, ...]:
     """The layer records of one block fed ``in_channels`` x ``size`` x ``size`` (cached)."""
     return _block_layers_cached(json.dumps(block, sort_keys=True), int(in_channels), int(size))
+
+
+def clear_block_layers_cache() -> None:
+    """Forget the layer records :func:`block_layers` remembers (for timings that start cold)."""
+    _block_layers_cached.cache_clear()
 
 
 def _out_size(size: int, stride: int) -> int:
@@ -516,7 +499,7 @@ def _check_number(name: str, value, lo: float, hi: float) -> None:
 def _check_int(name: str, value, lo: int | None) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo):
+    if not is_int(value) or (lo is not None and value < lo):
         raise ValueError(f"{name} must be an integer{'' if lo is None else f' >= {lo}'}, got {value!r}")
 
 

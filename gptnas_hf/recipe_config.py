@@ -38,6 +38,8 @@ from typing import Any
 
 import yaml
 
+from .value_checks import is_int
+
 __all__ = [
     "RecipeError",
     "read_recipe",
@@ -173,7 +175,7 @@ def _convert(value, annotation, dotted: str):
             return value
         raise _wrong_type(value, annotation, dotted)
     if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
+        if is_int(value):
             return value
         raise _wrong_type(value, annotation, dotted)
     if annotation is float:

@@ -24,7 +24,7 @@ AE-CNN's (Sun et al., IEEE TNNLS 2020), as GPT-NAS searches with them:
 
 The GPT rewrites this space block by block with its own contextual scoring
 (:mod:`gptnas_hf.pipeline_nas_reconstruction`); the rewritable tier here (units are blocks, a
-unit's alternatives are :func:`~gptnas_hf.pipeline_nas_reconstruction.candidate_blocks`) serves
+unit's alternatives are :func:`~gptnas_hf.genome_sampler.candidate_blocks`) serves
 the generic code paths.
 """
 
@@ -33,35 +33,31 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
-from .block_labels import BLOCK_LABELS
 from .genome_network import build_network
 from .genome_sampler import (DEFAULT_MAX_BLOCKS, DEFAULT_MAX_DOWNSAMPLES, DEFAULT_MIN_BLOCKS, DEFAULT_WIDTHS,
-                             changes_width, check_limits, make_block, sample_genome)
-from .genome_schema import STRIDE_NATIVE_KINDS, Genome, InvalidGenomeError
+                             candidate_blocks, changes_width, check_limits, make_block, sample_genome)
+from .genome_schema import Genome, InvalidGenomeError
+from .kind_registry import block_kind, block_params
 from .search_space_protocol import InvalidArchitectureError, SearchSpace, register_space
 
 __all__ = ["BlockSpace", "ADD_STRIDE2_PROB", "DEDUP_RETRIES"]
 
-_BASE_KEYS = ("kind", "width", "stride")
 #: probability that a block added by mutation is stride 2 (when the downsample limit allows)
 ADD_STRIDE2_PROB = 0.2
 #: attempts of an alteration before it gives up
 DEDUP_RETRIES = 10
 
 
-def _params(block: Mapping) -> dict:
-    return {k: v for k, v in block.items() if k not in _BASE_KEYS}
-
-
 @register_space("blocks")
 class BlockSpace(SearchSpace):
-    """The block genome (module doc) within the search's limits."""
+    """The block genome (module doc) within the search's limits (``kinds``: default every
+    registered kind)."""
 
     name = "blocks"
 
     def __init__(self, min_blocks: int = DEFAULT_MIN_BLOCKS, max_blocks: int = DEFAULT_MAX_BLOCKS,
                  widths: Sequence[int] = DEFAULT_WIDTHS, max_downsamples: int = DEFAULT_MAX_DOWNSAMPLES,
-                 kinds: Iterable[str] = BLOCK_LABELS):
+                 kinds: Iterable[str] | None = None):
         widths, kinds = check_limits(min_blocks, max_blocks, widths, max_downsamples, kinds)
         self.min_blocks, self.max_blocks = min_blocks, max_blocks
         self.widths, self.max_downsamples, self.kinds = widths, max_downsamples, kinds
@@ -176,7 +172,7 @@ class BlockSpace(SearchSpace):
     def _pick_kind(self, stride: int, rng: random.Random, exclude: str | None = None) -> str:
         pool = [k for k in self.kinds if k != exclude] or list(self.kinds)
         if stride == 2:
-            pool = [k for k in pool if k in STRIDE_NATIVE_KINDS] or pool
+            pool = [k for k in pool if block_kind(k).downsamples] or pool
         return rng.choice(pool)
 
     def _mutate_add(self, blocks: list[dict], rng: random.Random) -> bool:
@@ -219,7 +215,7 @@ class BlockSpace(SearchSpace):
             else:
                 width = old["width"]
             if change_kind or change_width or change_stride:
-                new = make_block(kind, width, stride, rng, **_params(old))
+                new = make_block(kind, width, stride, rng, **block_params(old))
             else:  # re-sample the kind's parameters
                 new = make_block(kind, width, stride, rng)
             if new != old:
@@ -244,7 +240,7 @@ class BlockSpace(SearchSpace):
                 break
             i = rng.choice(down)
             b = blocks[i]
-            blocks[i] = make_block(b["kind"], b["width"], 1, rng, **_params(b))
+            blocks[i] = make_block(b["kind"], b["width"], 1, rng, **block_params(b))
         return Genome(blocks)
 
     # -- rewritable -----------------------------------------------------------------------------
@@ -252,8 +248,6 @@ class BlockSpace(SearchSpace):
         return len(Genome.from_json(arch))
 
     def alternatives(self, arch, index: int) -> list[dict]:
-        from .pipeline_nas_reconstruction import candidate_blocks
-
         block = Genome.from_json(arch)[index]
         return candidate_blocks(block["width"], block["stride"], self.kinds)
 

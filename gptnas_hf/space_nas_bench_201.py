@@ -83,6 +83,7 @@ from torch import nn
 from .encoding import LayerRecord, trace
 from .genome_network import init_module_weights
 from .search_space_protocol import InvalidArchitectureError, SearchSpace, register_space
+from .value_checks import is_int
 
 __all__ = [
     "OPS",
@@ -396,7 +397,7 @@ class NASBench201Network(nn.Module):
 
 def _check_positive(**values: Any) -> None:
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_int(value) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 

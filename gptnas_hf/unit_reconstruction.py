@@ -38,6 +38,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from .value_checks import is_int
+
 __all__ = ["reconstruct_units", "choose"]
 
 
@@ -87,7 +89,7 @@ def reconstruct_units(archs: Sequence, space, score_fn: Callable[[list], Sequenc
         raise ValueError(f"mask_rate must be a number in [0, 1], got {mask_rate!r}")
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
         raise ValueError(f"temperature must be a positive number, got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+    if top_k is not None and (not is_int(top_k) or top_k < 1):
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
     states = []
     for arch in archs:

@@ -75,6 +75,7 @@ from torch import nn
 from torch.func import functional_call
 
 from .seeding import seeded
+from .value_checks import is_int
 
 __all__ = [
     "ZERO_COST_PROXIES",
@@ -369,7 +370,7 @@ def score_genome(genome, data, proxy: str, batch_size: int = 64, seed: int = 0, 
     from .search_space import build_network
 
     _check_proxy(proxy)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if len(data.train_y) == 0:
         raise ValueError(f"score_genome: {data!r} has no training images")

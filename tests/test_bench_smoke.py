@@ -55,6 +55,13 @@ def test_every_benchmark_module_is_in_bench_all_and_checked_here():
     assert found and set(bench_all.BENCHMARKS) == found and set(EXPECTED) == found
 
 
+def test_every_benchmark_module_is_listed_in_the_bench_package_doc():
+    import bench
+
+    listed = re.findall(r"^\* ``(\w+)``", bench.__doc__, flags=re.MULTILINE)
+    assert len(listed) == len(set(listed)) and set(listed) == set(bench_all.BENCHMARKS)
+
+
 @pytest.mark.parametrize("name", bench_all.BENCHMARKS)
 def test_benchmark_smoke(name, results):
     before = common.DEFAULT_TABLE.read_text() if common.DEFAULT_TABLE.is_file() else None

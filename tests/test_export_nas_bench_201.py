@@ -37,7 +37,8 @@ SPACE = NASBench201Space()
 #: the code an export carries: modeling_searched.py and every flat module it imports (space_nas_bench_201.py
 #: among them), and the image processor's
 CODE = {"modeling_searched.py", "space_nas_bench_201.py", "search_space_protocol.py", "encoding.py",
-        "genome_network.py", "genome_schema.py", "genome_budget.py", "block_labels.py", "image_processing_searched.py"}
+        "genome_network.py", "genome_schema.py", "genome_budget.py", "block_labels.py", "image_processing_searched.py",
+        "kind_registry.py", "builtin_kinds.py", "value_checks.py"}
 QUERIES = 12
 CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 

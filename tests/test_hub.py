@@ -36,14 +36,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = tiny_search(generations=1, use_gpt=False, data=None,
                    retrain={"epochs": 1, "batch_size": 32, "max_batches_per_epoch": 2, "augment": False,
                             "progress": False})
-RUN_FILES = ["README.md", "block_labels.py", "config.json", "encoding.py", "genome_budget.py", "genome_network.py",
-             "genome_schema.py", "image_processing_searched.py", "model.safetensors", "modeling_searched.py",
-             "preprocessor_config.json", "progress.png", "search_space_protocol.py", "space_nas_bench_201.py"]
-GPT_FILES = ["README.md", "architecture_score.py", "block_labels.py", "config.json", "configuration_gptnas.py",
-             "default_model.py", "encoding.py", "generation_config.json", "genome_network.py", "genome_sampler.py",
-             "genome_schema.py", "mask_schedule.py", "model.safetensors", "modeling_gptnas.py",
-             "pipeline_nas_reconstruction.py", "search_space_protocol.py", "space_blocks.py", "space_nas_bench_201.py",
-             "tokenization_gptnas.py", "tokenizer.json", "tokenizer_config.json", "unit_reconstruction.py"]
+RUN_FILES = ["README.md", "block_labels.py", "builtin_kinds.py", "config.json", "encoding.py", "genome_budget.py",
+             "genome_network.py", "genome_schema.py", "image_processing_searched.py", "kind_registry.py",
+             "model.safetensors", "modeling_searched.py", "preprocessor_config.json", "progress.png",
+             "search_space_protocol.py", "space_nas_bench_201.py", "value_checks.py"]
+GPT_FILES = ["README.md", "architecture_score.py", "block_labels.py", "builtin_kinds.py", "config.json",
+             "configuration_gptnas.py", "default_model.py", "encoding.py", "generation_config.json", "genome_network.py",
+             "genome_sampler.py", "genome_schema.py", "kind_registry.py", "mask_schedule.py", "model.safetensors",
+             "modeling_gptnas.py", "pipeline_nas_reconstruction.py", "search_space_protocol.py", "space_blocks.py",
+             "space_nas_bench_201.py", "tokenization_gptnas.py", "tokenizer.json", "tokenizer_config.json",
+             "unit_reconstruction.py", "value_checks.py"]
 
 
 @pytest.fixture(scope="module")
@@ -123,10 +125,11 @@ def test_save_and_load_give_identical_logits_for_random_genomes(tmp_path, seed):
     x = torch.randn(2, channels, 32, 32)
     labels = torch.tensor([0, 4])
     model.save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["block_labels.py", "config.json", "encoding.py",
-                                                         "genome_budget.py", "genome_network.py", "genome_schema.py",
-                                                         "model.safetensors", "modeling_searched.py",
-                                                         "search_space_protocol.py", "space_nas_bench_201.py"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["block_labels.py", "builtin_kinds.py", "config.json",
+                                                         "encoding.py", "genome_budget.py", "genome_network.py",
+                                                         "genome_schema.py", "kind_registry.py", "model.safetensors",
+                                                         "modeling_searched.py", "search_space_protocol.py",
+                                                         "space_nas_bench_201.py", "value_checks.py"]
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["model_type"] == "gptnas-searched" and saved["genome_hash"] == genome.hash()
     assert saved["auto_map"] == {"AutoConfig": "modeling_searched.SearchedNetConfig",

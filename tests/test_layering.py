@@ -11,8 +11,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gptnas_hf"
 #: the modules transformers copies beside a saved model (custom_object_save): flat, and only these
-MODEL_SIDE = ("block_labels", "configuration_gptnas", "default_model", "encoding", "genome_budget", "genome_network",
-              "genome_sampler", "genome_schema",
+MODEL_SIDE = ("block_labels", "builtin_kinds", "configuration_gptnas", "default_model", "encoding", "genome_budget",
+              "genome_network", "genome_sampler", "genome_schema", "kind_registry", "value_checks",
               "image_processing_searched", "mask_schedule", "modeling_gptnas", "modeling_searched",
               "pipeline_nas_reconstruction", "search_space", "tokenization_gptnas", "search_space_protocol",
               "space_blocks", "space_nas_bench_201", "architecture_score", "unit_reconstruction", "seeding")

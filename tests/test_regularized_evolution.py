@@ -125,7 +125,9 @@ def test_numbers_are_validated(field, bad):
 def test_sizes_must_fit_and_space_must_mutate():
     with pytest.raises(ValueError, match=r"offspring_per_generation \(5\) must not exceed population_size \(4\)"):
         RegularizedEvolution(Bits(), population_size=4, sample_size=2, offspring_per_generation=5)
-    RegularizedEvolution(Bits(), population_size=1, sample_size=1)  # the smallest that works
+    RegularizedEvolution(Bits(), population_size=2, sample_size=1)  # the smallest that selects
+    with pytest.raises(ValueError, match=r"population_size must be at least 2 for the 'rea' strategy \(with one member"):
+        RegularizedEvolution(Bits(), population_size=1, sample_size=1)
     with pytest.raises(ValueError, match="'frozen' space does not support mutation"):
         RegularizedEvolution(NoMutation())
     with pytest.raises(TypeError, match="SearchSpace"):
@@ -209,7 +211,7 @@ def test_children_are_repaired_into_the_space_limits():
         def mutate(self, arch, rng):
             return arch, None
 
-    (p,) = RegularizedEvolution(Stuck(), population_size=1, sample_size=1).propose_with_origins(
+    (p,) = RegularizedEvolution(Stuck(), population_size=2, sample_size=1).propose_with_origins(
         [Ind("00000000", 0.1)], random.Random(0))
     assert p == Proposal("00000000", "copy")
 

@@ -263,13 +263,15 @@ def test_ga_repairs_offspring_of_out_of_limit_parents():
 
 
 def test_ga_small_population_and_odd_sizes(parents):
-    for size in (1, 3):
+    for size in (2, 3):
         ga = GeneticAlgorithm(population_size=size, elitism=1)
         pop = _evaluated(parents[:size])
         offspring = ga.propose(pop, random.Random(0))
         assert len(offspring) == size
         nxt = ga.select(pop, _evaluated(offspring), random.Random(0))
         assert len(nxt) == size
+    # a population that shrank below the setting (its other candidates failed) still breeds
+    assert len(GeneticAlgorithm(population_size=2).propose(_evaluated(parents[:1]), random.Random(0))) == 2
 
 
 def test_ga_run_improves_and_best_never_drops():

@@ -109,7 +109,7 @@ class CorruptRecordError(ValueError):
 def read_tfrecords(path: str | os.PathLike, *, verify_checksums: bool = True) -> Iterator[bytes]:
     """The payloads of a TFRecord file: each record is a little-endian uint64 length, the
     masked CRC-32C of those 8 bytes, the data and the masked CRC-32C of the data. With
-    ``verify_checksums`` both CRCs are checked (pure Python CRC: about a minute for the 500 MB
+    ``verify_checksums`` both CRCs are checked (in pure Python: the slow part of reading the
     official file); a bad or truncated record raises :class:`CorruptRecordError`."""
     path = Path(path)
     with open(path, "rb") as f:

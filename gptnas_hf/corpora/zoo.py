@@ -1,7 +1,7 @@
 """The fine-tuning corpus: the 36 torchvision networks of the paper's Table 2.
 
 Every network is built with ``weights=None`` (nothing is downloaded) and traced on the
-``meta`` device, so the whole zoo traces in a few seconds. By default at 224x224x3 as in the
+``meta`` device (shapes only, no weights). By default at 224x224x3 as in the
 paper; ``input_sizes`` adds the small inputs a search runs at (32, 28: strides and global
 pools then meet 1x1 maps), and ``width_multipliers`` narrow versions of the families that have
 a width knob (EfficientNet's ``width_mult``, RegNet's ``w_0``/``w_a``, ShuffleNetV2's stage

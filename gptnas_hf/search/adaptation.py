@@ -3,7 +3,8 @@ generation, a copy of the pretrained GPT is fine-tuned on the layer sequences of
 genomes evaluated so far, and the next generation is rebuilt by the adapted copy. An
 estimation-of-distribution step carried out by the pretrained model.
 
-Settings (``SearchConfig.gpt_adaptation``; None: off):
+Settings (``SearchConfig.gpt_adaptation``, checked by :class:`~gptnas_hf.search.config.AdaptationConfig`;
+None: off):
 
 * ``top_fraction``: the share of the trained candidates so far, by fitness, that the GPT
   reads (at least 2 genomes);
@@ -28,32 +29,12 @@ import json
 import random
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .config import AdaptationConfig
 from .run_directory import RunDirectory
-
-
-@dataclass
-class AdaptationConfig:
-    top_fraction: float = 0.25
-    steps: int = 30
-    lr: float = 3e-4
-    replay: float = 0.5
-    batch_size: int = 16
-
-    def __post_init__(self):
-        if not 0 < self.top_fraction <= 1:
-            raise ValueError(f"gpt_adaptation.top_fraction must lie in (0, 1], got {self.top_fraction!r}")
-        if not 0 <= self.replay < 1:
-            raise ValueError(f"gpt_adaptation.replay must lie in [0, 1), got {self.replay!r}")
-        for name in ("steps", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"gpt_adaptation.{name} must be a positive int, got {getattr(self, name)!r}")
-        if not self.lr > 0:
-            raise ValueError(f"gpt_adaptation.lr must be positive, got {self.lr!r}")
 
 
 def genome_rows(genomes, in_channels: int, num_classes: int, image_size: int, space=None) -> list[dict]:

@@ -31,7 +31,8 @@ from typing import Sequence
 import torch
 
 from ..genome_budget import measure_genome, over_budget
-from ..search_space import WIDTH_PRESERVING_KINDS, Genome, build_network, make_block
+from ..kind_registry import block_kind, block_params
+from ..search_space import Genome, build_network, make_block
 
 LATENCY_WARMUP = 2
 LATENCY_REPEATS = 7
@@ -161,7 +162,7 @@ def repair(genome, budget: SearchBudget, rng: random.Random, *, widths: Sequence
     steps = 0
     while why and steps < max_steps:
         narrow = [i for i, b in enumerate(blocks)
-                  if b["kind"] not in WIDTH_PRESERVING_KINDS and b["width"] > 1
+                  if not block_kind(b["kind"]).preserves_width and b["width"] > 1
                   and make_block(b["kind"], _narrower(b["width"], widths), b["stride"])["width"] < b["width"]]
         drop = [i for i, b in enumerate(blocks)
                 if len(blocks) > min_blocks and b["stride"] == 1 and origin[i] not in protected]
@@ -172,8 +173,7 @@ def repair(genome, budget: SearchBudget, rng: random.Random, *, widths: Sequence
             for i in narrow:
                 b = blocks[i]
                 if b["width"] == widest:
-                    hints = {k: v for k, v in b.items() if k not in ("kind", "width", "stride")}
-                    blocks[i] = make_block(b["kind"], _narrower(b["width"], widths), b["stride"], **hints)
+                    blocks[i] = make_block(b["kind"], _narrower(b["width"], widths), b["stride"], **block_params(b))
         else:
             i = rng.choice(drop)
             del blocks[i]

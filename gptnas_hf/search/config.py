@@ -1,5 +1,6 @@
 """The settings of a search (:class:`SearchConfig`: every knob, checked, with the paper's
-defaults; a recipe file is one) and the search space they name (:func:`make_space`). The
+defaults; a recipe file is one; its ``gpt_adaptation`` section is an :class:`AdaptationConfig`)
+and the search space and strategy they name (:func:`make_space`, :func:`make_strategy`). The
 searcher, the run directory and the command line read them from here."""
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from ..recipe_config import (NON_NEGATIVE, POSITIVE, UNIT, RecipeError, check_fi
 from ..search_space import DEFAULT_MAX_BLOCKS, DEFAULT_MAX_DOWNSAMPLES, DEFAULT_MIN_BLOCKS, DEFAULT_WIDTHS, MAX_WIDTH
 from ..search_space_protocol import SearchSpace, create_space, space_names
 from ..space_blocks import BlockSpace
+from ..value_checks import is_int
 from .proposal_filter import PROPOSAL_SCORERS
-from .strategies import DEFAULT_CROSSOVER_RATE, DEFAULT_MUTATION_RATE, DEFAULT_POPULATION_SIZE, strategy_names
+from .strategies import (DEFAULT_CROSSOVER_RATE, DEFAULT_MUTATION_RATE, DEFAULT_POPULATION_SIZE, SearchStrategy,
+                         strategy_class, strategy_names)
 
 #: settings read under their old names (recipes and run states written before the rename)
 RENAMED = {"max_parameters": "max_params"}
@@ -29,7 +32,7 @@ def _zero_cost_proxies() -> dict:
 
 #: ranges of SearchConfig's top-level numbers (types come from the annotations)
 SEARCH_CHECKS = {
-    "population_size": (lambda v: v >= 2, "at least 2"), "generations": NON_NEGATIVE,
+    "population_size": POSITIVE, "generations": NON_NEGATIVE,  # and what the strategy needs (its min_population_size)
     "crossover_rate": UNIT, "mutation_rate": UNIT, "min_blocks": POSITIVE, "max_blocks": POSITIVE,
     "widths": (lambda v: len(v) > 0 and all(1 <= w <= MAX_WIDTH for w in v), f"a non-empty list of widths in 1..{MAX_WIDTH}"),
     "max_downsamples": NON_NEGATIVE, "initial_mask_rate": UNIT, "window_size": POSITIVE,
@@ -48,6 +51,31 @@ SEARCH_CHECKS = {
     "proposal_filter": (lambda v: v is None or v in PROPOSAL_SCORERS, "null, " + ", ".join(PROPOSAL_SCORERS)),
     "proposal_pool": POSITIVE,
 }
+
+
+@dataclass
+class AdaptationConfig:
+    """The ``gpt_adaptation`` section (:mod:`gptnas_hf.search.adaptation`): the share of the
+    trained candidates the GPT reads, its AdamW steps, learning rate and batch size, and the
+    share of each batch replayed from the torchvision zoo."""
+
+    top_fraction: float = 0.25
+    steps: int = 30
+    lr: float = 3e-4
+    replay: float = 0.5
+    batch_size: int = 16
+
+    def __post_init__(self):
+        if not 0 < self.top_fraction <= 1:
+            raise ValueError(f"gpt_adaptation.top_fraction must lie in (0, 1], got {self.top_fraction!r}")
+        if not 0 <= self.replay < 1:
+            raise ValueError(f"gpt_adaptation.replay must lie in [0, 1), got {self.replay!r}")
+        for name in ("steps", "batch_size"):
+            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
+                raise ValueError(f"gpt_adaptation.{name} must be a positive int, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"gpt_adaptation.lr must be positive, got {self.lr!r}")
+
 
 #: what rates a masked unit's alternatives in a space other than the block genome: the GPT's mean
 #: log-likelihood of the network, or (a control that lacks only the GPT's knowledge) its size
@@ -107,6 +135,9 @@ class SearchConfig:
                               SEARCH_CHECKS)
         for key, value in values.items():
             setattr(self, key, value)
+        problem = strategy_class(self.strategy).population_problem(self.population_size)
+        if problem:
+            raise RecipeError(f"population_size: {problem}")
         if self.max_blocks < self.min_blocks:
             raise RecipeError(f"max_blocks: must be at least min_blocks ({self.min_blocks}), got {self.max_blocks}")
         data_config(self.data)
@@ -114,7 +145,6 @@ class SearchConfig:
         retrain_config(self.retrain)
         if self.gpt_adaptation is not None:
             from ..recipe_config import build
-            from .adaptation import AdaptationConfig
 
             build(AdaptationConfig, self.gpt_adaptation, "gpt_adaptation")
         if self.fitness is not None:
@@ -194,3 +224,13 @@ def make_space(config: SearchConfig) -> SearchSpace:
         return BlockSpace(min_blocks=config.min_blocks, max_blocks=config.max_blocks, widths=config.widths,
                           max_downsamples=config.max_downsamples)
     return create_space(config.space)
+
+
+def make_strategy(config: SearchConfig, space: SearchSpace) -> SearchStrategy:
+    """The run's strategy: the registered one the recipe names, made with the population size,
+    ``space``, the recipe's ``strategy_options`` and the settings the strategy reads from the
+    recipe (its ``recipe_settings``: the GA's crossover and mutation rates)."""
+    cls = strategy_class(config.strategy)
+    kwargs = {"population_size": config.population_size, "space": space, **config.strategy_options}
+    kwargs.update({name: getattr(config, name) for name in cls.recipe_settings})
+    return cls(**kwargs)

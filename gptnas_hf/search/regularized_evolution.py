@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..search_space_protocol import SearchSpace
+from ..value_checks import is_int
 from .strategies import Proposal, SearchStrategy, register_strategy
 
 __all__ = [
@@ -54,7 +55,7 @@ DEFAULT_REA_SAMPLE_SIZE = 3
 
 
 def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
 
@@ -75,7 +76,8 @@ def _fitness_of(individuals: Sequence[Any], what: str) -> list[float]:
 class RegularizedEvolution(SearchStrategy):
     """Regularized (aging) evolution on any evolvable search space (module doc).
 
-    * :meth:`initial_population`: ``population_size`` draws of ``space.sample(rng)``.
+    * :meth:`initial_population`: ``population_size`` draws of ``space.sample(rng)`` (at least 2:
+      with one member the fittest of a sample is always that member, and nothing is selected).
     * :meth:`propose_with_origins`: ``offspring_per_generation`` children, each
       ``space.mutate`` of the fittest (the first drawn of equals) of ``sample_size`` members
       drawn uniformly with replacement; origin ``"mutation:<suffix>"`` (``"copy"`` if the
@@ -85,6 +87,8 @@ class RegularizedEvolution(SearchStrategy):
     """
 
     name = "rea"
+    min_population_size = 2
+    population_rule = "with one member the fittest of a sample is always that member: no selection"
 
     def __init__(self, space: SearchSpace, population_size: int = DEFAULT_REA_POPULATION_SIZE,
                  sample_size: int = DEFAULT_REA_SAMPLE_SIZE, offspring_per_generation: int = 1):
@@ -94,7 +98,7 @@ class RegularizedEvolution(SearchStrategy):
         if isinstance(space, SearchSpace) and type(space).mutate is SearchSpace.mutate:
             raise ValueError(f"the {space.name or type(space).__name__!r} space does not support mutation, "
                              "which regularized evolution needs")
-        _positive_int("population_size", population_size)
+        self.check_population_size(population_size)
         _positive_int("sample_size", sample_size)
         _positive_int("offspring_per_generation", offspring_per_generation)
         if offspring_per_generation > population_size:

@@ -59,11 +59,11 @@ from ..search_space_protocol import SearchSpace
 from ..space_blocks import BlockSpace
 from .budget import SearchBudget, repair
 from .candidate import candidate_seed, evaluate_candidate, seed_for
-from .config import SearchConfig, make_space  # SearchConfig is also read from here
+from .config import AdaptationConfig, SearchConfig, make_space, make_strategy  # SearchConfig is also read from here
 from .diversity import population_diversity
 from .proposal_filter import average_ranks, filter_proposals, lexicographic_ranks
 from .run_directory import RunDirectory
-from .strategies import Individual, create_strategy
+from .strategies import Individual
 from .tracking import SearchTracker
 from .workers import CandidatePool, resolve_threads, resolve_workers, torch_threads
 
@@ -186,7 +186,7 @@ class NASSearcher:
                           "image_size": self.data.image_size}
             self.data_fingerprint = self.data.fingerprint()
         try:
-            self.strategy = create_strategy(config.strategy, **self._strategy_kwargs(config, self.space))
+            self.strategy = make_strategy(config, self.space)
         except (TypeError, ValueError) as err:
             raise RecipeError(f"strategy {config.strategy!r} on the {self.space.name!r} space: {err} "
                               "(check population_size and strategy_options)") from None
@@ -194,7 +194,7 @@ class NASSearcher:
         if config.use_gpt:
             self.reconstructor = self._load_pipeline(model or config.model)
             if config.gpt_adaptation is not None:
-                from .adaptation import AdaptationConfig, GPTAdapter
+                from .adaptation import GPTAdapter
 
                 self.adapter = GPTAdapter(self.reconstructor, AdaptationConfig(**config.gpt_adaptation),
                                           (self.shape["in_channels"], self.shape["num_classes"],
@@ -258,13 +258,6 @@ class NASSearcher:
         if self.config.space != "blocks":  # (blocks keep the key they always had)
             settings.update(space=self.space.name, scorer=self.config.reconstruction_scorer)
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-    @staticmethod
-    def _strategy_kwargs(config: SearchConfig, space: SearchSpace) -> dict:
-        kwargs = {"population_size": config.population_size, "space": space, **config.strategy_options}
-        if config.strategy == "ga":
-            kwargs.update(crossover_rate=config.crossover_rate, mutation_rate=config.mutation_rate)
-        return kwargs
 
     @staticmethod
     def _load_pipeline(model):

@@ -48,10 +48,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..genome_schema import is_int
 from ..search_space import Genome
 from ..search_space_protocol import SearchSpace
 from ..space_blocks import BlockSpace
+from ..value_checks import is_int
 
 #: the strategies' defaults (paper section 5.1), the one source of truth for the search settings
 DEFAULT_POPULATION_SIZE = 30
@@ -68,6 +68,7 @@ __all__ = [
     "RandomSearch",
     "STRATEGIES",
     "register_strategy",
+    "strategy_class",
     "create_strategy",
     "strategy_names",
     "best_individual",
@@ -180,10 +181,38 @@ def _by_fitness(individuals: Iterable[Individual]) -> list[Individual]:
 class SearchStrategy(ABC):
     """The interface the searcher drives. Subclasses set ``name`` and implement
     :meth:`initial_population`, :meth:`propose_with_origins` and :meth:`select`;
-    :meth:`config` returns the constructor arguments (JSON-serialisable)."""
+    :meth:`config` returns the constructor arguments (JSON-serialisable).
+
+    Two class attributes say what the strategy needs, for its constructor and the recipe checks
+    alike: ``min_population_size`` (the smallest population it searches with, and why:
+    :meth:`check_population_size`) and ``recipe_settings`` (the search settings beyond the
+    population size and the space that the searcher passes to its constructor)."""
 
     name: str = ""
     population_size: int
+    #: the smallest ``population_size`` the strategy searches with
+    min_population_size: int = 1
+    #: why it needs that many (for the message)
+    population_rule: str = ""
+    #: the :class:`~gptnas_hf.search.config.SearchConfig` settings its constructor takes
+    recipe_settings: tuple[str, ...] = ()
+
+    @classmethod
+    def population_problem(cls, population_size) -> str | None:
+        """What is wrong with ``population_size`` for this strategy, or ``None``."""
+        if is_int(population_size) and population_size >= cls.min_population_size:
+            return None
+        least = f"{'' if is_int(population_size) else 'an int of '}at least {cls.min_population_size}"
+        why = f" ({cls.population_rule})" if cls.population_rule else ""
+        return f"must be {least} for the {cls.name or cls.__name__!r} strategy{why}, got {population_size!r}"
+
+    @classmethod
+    def check_population_size(cls, population_size) -> int:
+        """``population_size`` if the strategy searches with it, else a ValueError saying why not."""
+        problem = cls.population_problem(population_size)
+        if problem:
+            raise ValueError(f"population_size {problem}")
+        return population_size
 
     @abstractmethod
     def initial_population(self, rng: random.Random) -> list[Genome]:
@@ -246,8 +275,7 @@ class _SpaceStrategy:
     limits belong to the space, so they cannot be given with another one)."""
 
     def _init_space(self, space, population_size, **limits):
-        if not is_int(population_size) or population_size < 1:
-            raise ValueError(f"population_size must be a positive int, got {population_size!r}")
+        self.check_population_size(population_size)
         given = {k: v for k, v in limits.items() if v is not None}
         if space is None:
             space = BlockSpace(**given)
@@ -293,7 +321,8 @@ class _SpaceStrategy:
 class GeneticAlgorithm(_SpaceStrategy, SearchStrategy):
     """AE-CNN's genetic algorithm, on any evolvable search space (the block genome by default).
 
-    * **Initial population**: ``population_size`` distinct draws of the space.
+    * **Initial population**: ``population_size`` distinct draws of the space (at least 2:
+      :attr:`min_population_size`).
     * **Offspring** (:meth:`propose_with_origins`): ``population_size`` of them, made in
       pairs. Two parents by tournament (the fitter of ``tournament_size`` distinct random
       individuals; binary by default), drawn again if both are the same individual. With
@@ -311,6 +340,9 @@ class GeneticAlgorithm(_SpaceStrategy, SearchStrategy):
     """
 
     name = "ga"
+    min_population_size = 2
+    population_rule = "a tournament chooses between individuals and crossover mates two parents"
+    recipe_settings = ("crossover_rate", "mutation_rate")
 
     def __init__(self, population_size: int = DEFAULT_POPULATION_SIZE, crossover_rate: float = DEFAULT_CROSSOVER_RATE,
                  mutation_rate: float = DEFAULT_MUTATION_RATE, min_blocks: int | None = None,
@@ -430,7 +462,7 @@ class RandomSearch(_SpaceStrategy, SearchStrategy):
     """Random search: every generation ``population_size`` fresh draws of the space (distinct
     from each other and from the population, a few retries permitting); the population is the
     ``population_size`` best distinct genomes seen so far (parents + offspring), so the best so
-    far never gets worse. Best first."""
+    far never gets worse. Best first. Any population size from 1: no draw depends on it."""
 
     name = "random"
 
@@ -491,10 +523,15 @@ def strategy_names() -> list[str]:
     return sorted(STRATEGIES)
 
 
-def create_strategy(name: str, **kwargs: Any) -> SearchStrategy:
-    """A strategy by registered name, e.g. ``create_strategy("ga", population_size=30)``."""
+def strategy_class(name: str) -> type[SearchStrategy]:
+    """The strategy class registered as ``name``; a ValueError naming the registered ones."""
     _register_builtin()
     if name not in STRATEGIES:
         raise ValueError(f"unknown search strategy {name!r}; available: {', '.join(sorted(STRATEGIES))}")
-    return STRATEGIES[name](**kwargs)
+    return STRATEGIES[name]
+
+
+def create_strategy(name: str, **kwargs: Any) -> SearchStrategy:
+    """A strategy by registered name, e.g. ``create_strategy("ga", population_size=30)``."""
+    return strategy_class(name)(**kwargs)
 

@@ -2,7 +2,8 @@
 
 A proxy-sized candidate does not scale with threads (a 20k-parameter network at 16 px keeps one
 core busy at most), and torch's default intra-op threads spin in OpenMP when another process
-holds a core, which made a search 6-7x slower on a busy 2-core machine. So on a CPU a search
+holds a core, which slows a search down on a busy machine (``bench.search_wall`` measures it
+quiet and under load). So on a CPU a search
 trains several candidates at once, one process each, with a few threads each:
 
 * ``threads`` (per candidate; default 1 on a CPU, torch's default on a GPU), set with
