@@ -260,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--torchvision", metavar="NAME", help="a torchvision classifier, e.g. resnet18 (weights=None)")
     src.add_argument("--genome", metavar="GENOME", help="a genome of the block search space (a JSON file), or with "
                      "--space an architecture of that space (a file, or the text itself: a NAS-Bench-201 string)")
-    p.add_argument("--space", default="blocks", help="the search space of --genome: blocks (default), nas-bench-201")
+    p.add_argument("--space", default="blocks", help="the search space of --genome: blocks (default), "
+                   "nas-bench-201, or one an installed package declares (entry points gptnas_hf.search_spaces)")
     p.add_argument("--input-shape", type=_shape, default=None, help="C,H,W (default 3,224,224 for torchvision, 3,32,32 for a genome)")
     p.add_argument("--num-classes", type=int, default=10, help="classes of a genome's head")
     show = p.add_mutually_exclusive_group()
@@ -270,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample-genome", help="print a random genome as JSON (or a NAS-Bench-201 string)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--space", default="blocks", help="blocks (default) or nas-bench-201")
+    p.add_argument("--space", default="blocks", help="blocks (default), nas-bench-201, or one an installed "
+                   "package declares (entry points gptnas_hf.search_spaces)")
     p.add_argument("--min-blocks", type=int, default=10)
     p.add_argument("--max-blocks", type=int, default=20)
     p.add_argument("--compact", action="store_true", help="one line")
@@ -314,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reconstruct", help="rebuild a genome with the architecture GPT (Algorithm 1); prints JSON")
     p.add_argument("genome", help="a genome JSON file (or, with --space, an architecture of that space or its file)")
-    p.add_argument("--space", default="blocks", help="blocks (default) or nas-bench-201")
+    p.add_argument("--space", default="blocks", help="blocks (default), nas-bench-201, or one an installed "
+                   "package declares (entry points gptnas_hf.search_spaces)")
     p.add_argument("--num-classes", type=int, default=10, help="classes of the network's head (spaces but blocks)")
     p.add_argument("--mask-rate", type=float, default=DEFAULT_INITIAL_MASK_RATE)
     p.add_argument("--seed", type=int, default=0)

@@ -23,8 +23,12 @@ It implements three tiers, so a space implements only what it supports:
 
 Every method is pure: randomness comes from the ``random.Random`` passed in, so equal seeds
 give equal runs. Spaces register by name (:func:`register_space`, as timm registers models) and
-are made with :func:`create_space` (``create_space("nas-bench-201")``). This module and the
-spaces are flat model-side modules: a saved model carries them as remote code.
+are made with :func:`create_space` (``create_space("nas-bench-201")``). An installed package
+makes its spaces known to every entry point (``gptnas search --space NAME``, recipes) by
+declaring them in the ``gptnas_hf.search_spaces`` entry-point group (``NAME = module:Class``
+in its ``setup.cfg`` / ``pyproject.toml``); they are loaded when a space is first looked up.
+This module and the spaces are flat model-side modules: a saved model carries them as remote
+code.
 """
 
 from __future__ import annotations
@@ -163,6 +167,10 @@ def register_space(name: str, factory: Callable[..., SearchSpace] | None = None,
 BUILTIN_SPACE_MODULES = ("space_blocks", "space_nas_bench_201")
 
 
+#: the entry-point group through which installed packages declare their search spaces
+ENTRY_POINT_GROUP = "gptnas_hf.search_spaces"
+
+
 def _register_builtin() -> None:
     import importlib
 
@@ -170,15 +178,37 @@ def _register_builtin() -> None:
         importlib.import_module(f"{__package__}.{module}")
 
 
+def _declared_spaces() -> dict:
+    """The entry points of :data:`ENTRY_POINT_GROUP`, by name (not loaded)."""
+    from importlib.metadata import entry_points
+
+    return {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load_declared(name: str) -> None:
+    point = _declared_spaces().get(name)
+    if point is None or name in SPACES:
+        return
+    try:
+        factory = point.load()
+    except Exception as err:  # a broken plug-in is named, not a mystery later
+        raise ValueError(f"search space {name!r} declared by entry point {point.value!r} ({ENTRY_POINT_GROUP}) "
+                         f"cannot be loaded: {type(err).__name__}: {err}") from err
+    if name not in SPACES:  # importing its module may have registered it already
+        register_space(name, factory)
+
+
 def space_names() -> list[str]:
+    """The registered spaces' names and those installed packages declare (entry points)."""
     _register_builtin()
-    return sorted(SPACES)
+    return sorted(set(SPACES) | set(_declared_spaces()))
 
 
 def create_space(name: str, **kwargs: Any) -> SearchSpace:
     """The registered space ``name`` made with ``kwargs``; a ValueError names the known ones."""
     _register_builtin()
+    _load_declared(name)
     if name not in SPACES:
-        raise ValueError(f"unknown search space {name!r}; registered: {', '.join(sorted(SPACES))}")
+        raise ValueError(f"unknown search space {name!r}; registered: {', '.join(space_names())}")
     return SPACES[name](**kwargs)
 

@@ -98,8 +98,8 @@ class Individual:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if isinstance(self.genome, (str, list, tuple)):  # a block genome's JSON; other spaces pass architectures
-            self.genome = Genome.from_json(self.genome)
+        # the architecture is kept as given: a space's architectures may be lists or strings too
+        # (read a written one with ``space.load`` or :meth:`from_dict`)
         self.fitness = _check_fitness(self.fitness)
         self.reconstructed = bool(self.reconstructed)
         self.origin = str(self.origin)
