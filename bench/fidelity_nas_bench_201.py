@@ -21,7 +21,7 @@ parts, on seeded samples of the table's cells:
   is the anchor for a trained proxy.
 * **zero-cost proxies** (``gptnas_hf.zero_cost``) at initialisation on ``--zero-cost-cells``
   cells: the protocol of Abdelfattah et al. (ICLR 2021): one batch of 64 CIFAR-10 training
-  images at 32 px, the network at 16 channels; their published Spearman over all 15,625 cells
+  images at 32 px drawn at random (seeded), the network at 16 channels with 10 classes; their published Spearman over all 15,625 cells
   beside ours. The parameter count is scored on the same cells as a knowledge-free baseline.
 
 Trainings are cached in ``RESULTS/runs/candidates.jsonl`` (``bench.common.CandidateCache``,
@@ -186,14 +186,17 @@ def _zero_cost_key(space_name: str, settings: dict) -> str:
     return digest.hexdigest()[:16]
 
 
-def zero_cost(space, archs: list[str], images, labels, data_key: dict, seed: int) -> tuple[dict, dict]:
-    """Every zero-cost proxy and the parameter count on every arch (cached); ``(scores,
+def zero_cost(space, archs: list[str], images, labels, num_classes: int, data_key: dict,
+              seed: int) -> tuple[dict, dict]:
+    """Every zero-cost proxy and the parameter count on every arch (cached), each network built
+    for ``num_classes`` (the data's, not the batch's: a batch may miss classes); ``(scores,
     seconds)``, each ``{proxy: [value per arch]}``."""
     import torch
 
     from gptnas_hf.zero_cost import zero_cost_score
 
-    key = _zero_cost_key(space.name, {**data_key, "batch": len(labels), "seed": seed})
+    key = _zero_cost_key(space.name, {**data_key, "batch": len(labels), "draw": "random", "classes": num_classes,
+                                      "seed": seed})
     path = results_dir() / "runs" / NAME / f"zero_cost-{key}.jsonl"
     done: dict[tuple[str, str], dict] = {}
     if path.is_file():
@@ -210,7 +213,7 @@ def zero_cost(space, archs: list[str], images, labels, data_key: dict, seed: int
         for i, arch in enumerate(todo, 1):
             cell = space.load(arch)
             torch.manual_seed(seed)
-            network = space.build_network(cell, in_channels=images.shape[1], num_classes=int(labels.max()) + 1)
+            network = space.build_network(cell, in_channels=images.shape[1], num_classes=num_classes)
             for proxy in ZERO_COST:
                 if (arch, proxy) in done:
                     continue
@@ -225,7 +228,7 @@ def zero_cost(space, archs: list[str], images, labels, data_key: dict, seed: int
                 progress(f"zero-cost: {i}/{len(todo)} cells")
     scores = {p: [done[(a, p)]["value"] for a in archs] for p in ZERO_COST}
     seconds = {p: [done[(a, p)]["seconds"] for a in archs] for p in ZERO_COST}
-    scores["params"] = [space.parameters(space.load(a), images.shape[1], int(labels.max()) + 1) for a in archs]
+    scores["params"] = [space.parameters(space.load(a), images.shape[1], num_classes) for a in archs]
     seconds["params"] = [0.0] * len(archs)
     return scores, seconds
 
@@ -356,10 +359,12 @@ def main(argv=None) -> dict | None:
         return None
     if "zero_cost" in args.parts:
         images, data_key = data.get(SMOKE["zero_cost_data"] if smoke else ZERO_COST_DATA)
-        batch = normalize(images.train_x[:ZERO_COST_BATCH], images.mean, images.std)
-        labels = images.train_y[:ZERO_COST_BATCH]
+        # one batch drawn at random from the training images (seeded; the loader's order is by class)
+        drawn = torch.randperm(len(images.train_y), generator=torch.Generator().manual_seed(config.seed))[:ZERO_COST_BATCH]
+        batch = normalize(images.train_x[drawn], images.mean, images.std)
+        labels = images.train_y[drawn]
         archs = [cell[k] for k in sample["zero_cost"]]
-        scores, seconds = zero_cost(space, archs, batch, labels, data_key, config.seed)
+        scores, seconds = zero_cost(space, archs, batch, labels, images.num_classes, data_key, config.seed)
         truth_z = [truth_of[k] for k in sample["zero_cost"]]
         figures["zero_cost"] = {name: {**rank_stats(values, truth_z), "top_half": top_half(values, truth_z, median),
                                        "published": PUBLISHED.get(name), "seconds_per_candidate": mean(seconds[name]),
