@@ -187,10 +187,11 @@ def _zero_cost_key(space_name: str, settings: dict) -> str:
 
 
 def zero_cost(space, archs: list[str], images, labels, num_classes: int, data_key: dict,
-              seed: int) -> tuple[dict, dict]:
+              seed: int, part: tuple[int, int] | None = None) -> tuple[dict, dict] | None:
     """Every zero-cost proxy and the parameter count on every arch (cached), each network built
     for ``num_classes`` (the data's, not the batch's: a batch may miss classes); ``(scores,
-    seconds)``, each ``{proxy: [value per arch]}``."""
+    seconds)``, each ``{proxy: [value per arch]}``. ``part``: an ``--shard`` (I, N): score every
+    N-th cell still to do, from the I-th, and return None."""
     import torch
 
     from gptnas_hf.zero_cost import zero_cost_score
@@ -207,7 +208,7 @@ def zero_cost(space, archs: list[str], images, labels, num_classes: int, data_ke
                 continue
             done[(row["arch"], row["proxy"])] = row
     path.parent.mkdir(parents=True, exist_ok=True)
-    todo = [a for a in archs if any((a, p) not in done for p in ZERO_COST)]
+    todo = shard([a for a in archs if any((a, p) not in done for p in ZERO_COST)], part)
     progress(f"zero-cost: {len(todo)} of {len(archs)} cells to score ({path.name})")
     with path.open("a") as handle:
         for i, arch in enumerate(todo, 1):
@@ -226,6 +227,8 @@ def zero_cost(space, archs: list[str], images, labels, num_classes: int, data_ke
             handle.flush()
             if i % 50 == 0 or i == len(todo):
                 progress(f"zero-cost: {i}/{len(todo)} cells")
+    if part is not None:
+        return None
     scores = {p: [done[(a, p)]["value"] for a in archs] for p in ZERO_COST}
     seconds = {p: [done[(a, p)]["seconds"] for a in archs] for p in ZERO_COST}
     scores["params"] = [space.parameters(space.load(a), images.shape[1], num_classes) for a in archs]
@@ -275,7 +278,7 @@ def main(argv=None) -> dict | None:
     p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     p.add_argument("--parts", nargs="+", choices=("trained", "zero_cost"), default=["trained", "zero_cost"])
     p.add_argument("--timing-cells", type=int, default=3, help="cells a variant is timed on, uncached")
-    add_shard_option(p, "training job")
+    add_shard_option(p, "training job (and, with --parts zero_cost, zero-cost cell)")
     args = parse(p, argv)
     import torch
 
@@ -355,7 +358,7 @@ def main(argv=None) -> dict | None:
                 "variants": rows, "chosen": chosen, "confirmation": confirmation, "truth": truth, "truth_b": truth_b,
                 "sample_a": [cell[k] for k in sample["A"]], "sample_b": [cell[k] for k in sample["B"]],
                 "anchor": {"pearson_12_vs_200_epochs": TRAINED_ANCHOR, "source": "NAS-Bench-201 paper (Dong and Yang, ICLR 2020)"}})
-    if args.shard is not None:
+    if args.shard is not None and "zero_cost" not in args.parts:
         return None
     if "zero_cost" in args.parts:
         images, data_key = data.get(SMOKE["zero_cost_data"] if smoke else ZERO_COST_DATA)
@@ -364,7 +367,10 @@ def main(argv=None) -> dict | None:
         batch = normalize(images.train_x[drawn], images.mean, images.std)
         labels = images.train_y[drawn]
         archs = [cell[k] for k in sample["zero_cost"]]
-        scores, seconds = zero_cost(space, archs, batch, labels, images.num_classes, data_key, config.seed)
+        scored = zero_cost(space, archs, batch, labels, images.num_classes, data_key, config.seed, args.shard)
+        if scored is None:  # one shard's cells scored and cached
+            return None
+        scores, seconds = scored
         truth_z = [truth_of[k] for k in sample["zero_cost"]]
         figures["zero_cost"] = {name: {**rank_stats(values, truth_z), "top_half": top_half(values, truth_z, median),
                                        "published": PUBLISHED.get(name), "seconds_per_candidate": mean(seconds[name]),
