@@ -118,7 +118,10 @@ def commit() -> dict:
             return ""
         return done.stdout.strip() if done.returncode == 0 else ""
 
-    return {"sha": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    # the benchmarks' own outputs (figures written before the JSON, the results table) do not make code dirty
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results",
+                  ":(exclude)bench/RESULTS.md")
+    return {"sha": git("rev-parse", "HEAD") or None, "dirty": bool(changed)}
 
 
 def _jsonable(value):
