@@ -23,6 +23,9 @@ parts, on seeded samples of the table's cells:
   cells: the protocol of Abdelfattah et al. (ICLR 2021): one batch of 64 CIFAR-10 training
   images at 32 px drawn at random (seeded), the network at 16 channels with 10 classes; their published Spearman over all 15,625 cells
   beside ours. The parameter count is scored on the same cells as a knowledge-free baseline.
+  The networks are scored as the package initialises them (``"zero_cost"``), and synflow, snip
+  and grad_norm again with PyTorch's default initialisation, the published figures' protocol
+  (``"zero_cost_pytorch_init"``): grad_norm sums gradient norms and follows the weights' scale.
 
 Trainings are cached in ``RESULTS/runs/candidates.jsonl`` (``bench.common.CandidateCache``,
 keyed by the training code) and zero-cost scores in
@@ -59,6 +62,10 @@ VARIANTS = {
 PUBLISHED = {"synflow": 0.737, "jacob_cov": 0.731, "snip": 0.596, "grad_norm": 0.594, "naswot": None,
              "params": None}
 ZERO_COST = ("synflow", "jacob_cov", "snip", "grad_norm", "naswot")
+#: the initialisations zero-cost scores are measured at: the package's, and PyTorch's defaults
+#: (the published figures' protocol) for the proxies that read gradients or weights
+INITS = ("package", "pytorch")
+REFERENCE_INIT_PROXIES = ("synflow", "snip", "grad_norm")
 ZERO_COST_DATA = {"max_train_per_class": 250, "val_fraction": 0.2, "max_test": 0, "image_size": 32}
 ZERO_COST_BATCH = 64
 #: the NAS-Bench-201 paper's correlation of 12-epoch with 200-epoch accuracy (Pearson)
@@ -186,18 +193,33 @@ def _zero_cost_key(space_name: str, settings: dict) -> str:
     return digest.hexdigest()[:16]
 
 
+def reinitialise_as_pytorch(network) -> None:
+    """Give every module PyTorch's default initialisation (``reset_parameters``), the protocol of
+    the published zero-cost figures, instead of the package's (kaiming fan-out convolutions, a
+    classifier drawn with std 0.01)."""
+    for module in network.modules():
+        if module is not network and hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
 def zero_cost(space, archs: list[str], images, labels, num_classes: int, data_key: dict,
-              seed: int, part: tuple[int, int] | None = None) -> tuple[dict, dict] | None:
+              seed: int, part: tuple[int, int] | None = None, init: str = "package",
+              proxies: tuple[str, ...] = ZERO_COST) -> tuple[dict, dict] | None:
     """Every zero-cost proxy and the parameter count on every arch (cached), each network built
     for ``num_classes`` (the data's, not the batch's: a batch may miss classes); ``(scores,
     seconds)``, each ``{proxy: [value per arch]}``. ``part``: an ``--shard`` (I, N): score every
-    N-th cell still to do, from the I-th, and return None."""
+    N-th cell still to do, from the I-th, and return None. ``init``: ``"package"`` (the networks
+    as the package initialises them) or ``"pytorch"`` (:func:`reinitialise_as_pytorch`)."""
     import torch
 
     from gptnas_hf.zero_cost import zero_cost_score
 
-    key = _zero_cost_key(space.name, {**data_key, "batch": len(labels), "draw": "random", "classes": num_classes,
-                                      "seed": seed})
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    settings = {**data_key, "batch": len(labels), "draw": "random", "classes": num_classes, "seed": seed}
+    if init != "package":  # the package's runs keep their key (and cache)
+        settings["init"] = init
+    key = _zero_cost_key(space.name, settings)
     path = results_dir() / "runs" / NAME / f"zero_cost-{key}.jsonl"
     done: dict[tuple[str, str], dict] = {}
     if path.is_file():
@@ -208,14 +230,16 @@ def zero_cost(space, archs: list[str], images, labels, num_classes: int, data_ke
                 continue
             done[(row["arch"], row["proxy"])] = row
     path.parent.mkdir(parents=True, exist_ok=True)
-    todo = shard([a for a in archs if any((a, p) not in done for p in ZERO_COST)], part)
+    todo = shard([a for a in archs if any((a, p) not in done for p in proxies)], part)
     progress(f"zero-cost: {len(todo)} of {len(archs)} cells to score ({path.name})")
     with path.open("a") as handle:
         for i, arch in enumerate(todo, 1):
             cell = space.load(arch)
             torch.manual_seed(seed)
             network = space.build_network(cell, in_channels=images.shape[1], num_classes=num_classes)
-            for proxy in ZERO_COST:
+            if init == "pytorch":
+                reinitialise_as_pytorch(network)
+            for proxy in proxies:
                 if (arch, proxy) in done:
                     continue
                 started = time.perf_counter()
@@ -229,8 +253,8 @@ def zero_cost(space, archs: list[str], images, labels, num_classes: int, data_ke
                 progress(f"zero-cost: {i}/{len(todo)} cells")
     if part is not None:
         return None
-    scores = {p: [done[(a, p)]["value"] for a in archs] for p in ZERO_COST}
-    seconds = {p: [done[(a, p)]["seconds"] for a in archs] for p in ZERO_COST}
+    scores = {p: [done[(a, p)]["value"] for a in archs] for p in proxies}
+    seconds = {p: [done[(a, p)]["seconds"] for a in archs] for p in proxies}
     scores["params"] = [space.parameters(space.load(a), images.shape[1], num_classes) for a in archs]
     seconds["params"] = [0.0] * len(archs)
     return scores, seconds
@@ -368,14 +392,21 @@ def main(argv=None) -> dict | None:
         labels = images.train_y[drawn]
         archs = [cell[k] for k in sample["zero_cost"]]
         scored = zero_cost(space, archs, batch, labels, images.num_classes, data_key, config.seed, args.shard)
-        if scored is None:  # one shard's cells scored and cached
+        # the same cells and batch with PyTorch's default initialisation: the published protocol
+        reference = zero_cost(space, archs, batch, labels, images.num_classes, data_key, config.seed, args.shard,
+                              init="pytorch", proxies=REFERENCE_INIT_PROXIES)
+        if scored is None or reference is None:  # one shard's cells scored and cached
             return None
-        scores, seconds = scored
         truth_z = [truth_of[k] for k in sample["zero_cost"]]
-        figures["zero_cost"] = {name: {**rank_stats(values, truth_z), "top_half": top_half(values, truth_z, median),
-                                       "published": PUBLISHED.get(name), "seconds_per_candidate": mean(seconds[name]),
-                                       "nan": sum(v is None or v != v for v in values)}
-                                for name, values in scores.items()}
+
+        def rows(scores, seconds):
+            return {name: {**rank_stats(values, truth_z), "top_half": top_half(values, truth_z, median),
+                           "published": PUBLISHED.get(name), "seconds_per_candidate": mean(seconds[name]),
+                           "nan": sum(v is None or v != v for v in values)}
+                    for name, values in scores.items()}
+
+        figures["zero_cost"] = rows(*scored)
+        figures["zero_cost_pytorch_init"] = {k: v for k, v in rows(*reference).items() if k != "params"}
     settings.update(clock.info())
     fig = _plot(figures.get("variants", {}), figures.get("zero_cost", {}), figures.get("confirmation"), n_a, n_zero)
     figures["plot"] = save_figure(fig, NAME).name
@@ -390,7 +421,8 @@ def main(argv=None) -> dict | None:
     if "zero_cost" in figures:
         parts.append(f"zero-cost on {n_zero} cells: " + ", ".join(
             f"{k} {fmt(v['spearman'], '.3f')}" + (f" (published {v['published']})" if v["published"] else "")
-            for k, v in figures["zero_cost"].items()))
+            for k, v in figures["zero_cost"].items()) + "; with PyTorch's default initialisation: " + ", ".join(
+            f"{k} {fmt(v['spearman'], '.3f')}" for k, v in figures["zero_cost_pytorch_init"].items()))
     write_result(NAME, settings, figures, "; ".join(parts))
     return figures
 

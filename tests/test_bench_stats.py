@@ -211,3 +211,27 @@ def test_search_runs_of_other_search_code_are_reused_only_when_asked(tmp_path, m
     assert lenient.runs[("ga", 3)]["curve"] == [90.0, 91.0] and lenient.runs[("ga", 3)]["code"] == "old"
     lenient.put({"arm": "ga", "seed": 6, "curve": [93.0], "seconds": 1.0})  # new runs go under the new key
     assert nb.RunCache({"ga": "key-new-code"}, {"ga": "loose-ga"}, code="new").runs[("ga", 6)]["code"] == "new"
+
+
+def test_zero_cost_reference_init_is_pytorchs_default_and_cached_apart(tmp_path, monkeypatch):
+    import torch
+
+    import bench.fidelity_nas_bench_201 as fid
+    from gptnas_hf.search_space_protocol import create_space
+
+    monkeypatch.setenv("GPTNAS_BENCH_RESULTS", str(tmp_path))
+    space = create_space("nas-bench-201")
+    cell = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
+    torch.manual_seed(0)
+    network = space.build_network(space.load(cell), 3, 10)
+    assert network.head.weight.std() < 0.02  # the package's classifier: std 0.01
+    fid.reinitialise_as_pytorch(network)
+    assert network.head.weight.std() > 0.05  # PyTorch's default Linear: uniform(+-1/sqrt(64))
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 10, (8,), generator=g)
+    ours = fid.zero_cost(space, [cell], images, labels, 10, {"data": "t"}, 0, proxies=("grad_norm",))
+    theirs = fid.zero_cost(space, [cell], images, labels, 10, {"data": "t"}, 0, init="pytorch", proxies=("grad_norm",))
+    assert ours[0]["grad_norm"] != theirs[0]["grad_norm"]
+    assert len(list((tmp_path / "runs" / fid.NAME).glob("zero_cost-*.jsonl"))) == 2  # two caches
+    with pytest.raises(ValueError, match="init"):
+        fid.zero_cost(space, [cell], images, labels, 10, {}, 0, init="xavier")
