@@ -307,6 +307,7 @@ def main(argv=None) -> dict | None:
     import torch
 
     from gptnas_hf.data import normalize
+    from gptnas_hf.zero_cost import zero_cost_batch
     from gptnas_hf.search.table_fitness import FitnessTable
     from gptnas_hf.search_space_protocol import create_space
 
@@ -387,7 +388,7 @@ def main(argv=None) -> dict | None:
     if "zero_cost" in args.parts:
         images, data_key = data.get(SMOKE["zero_cost_data"] if smoke else ZERO_COST_DATA)
         # one batch drawn at random from the training images (seeded; the loader's order is by class)
-        drawn = torch.randperm(len(images.train_y), generator=torch.Generator().manual_seed(config.seed))[:ZERO_COST_BATCH]
+        drawn = zero_cost_batch(len(images.train_y), ZERO_COST_BATCH, config.seed)
         batch = normalize(images.train_x[drawn], images.mean, images.std)
         labels = images.train_y[drawn]
         archs = [cell[k] for k in sample["zero_cost"]]
