@@ -2,7 +2,7 @@
 accuracy is in a table, so an evaluation is a lookup and the GPT's effect on a search can be
 measured with power.
 
-``python -m bench.nas_bench_201 --table PATH --seeds N [--first-seed S] [--output FILE.json]``
+``python -m bench.nas_bench_201 --table PATH --seeds N [--first-seed S] [--confirm-first-seed C] [--output FILE.json]``
 
 Arms (every one a run of the same :class:`~gptnas_hf.search.searcher.NASSearcher` that
 ``gptnas search --recipe recipes/nas-bench-201.yaml`` runs, with the recipe's settings):
@@ -31,8 +31,17 @@ share of runs that found the optimum; paired differences (the same seeds) with a
 the matching paired t-test's two-sided p, the smallest difference it detects with 80% power and
 a Holm-corrected p over all the comparisons reported (``bench.common.paired_t``, ``holm``);
 best-so-far curves with 95% bands (PNG); seconds per run of 100 queries (timed separately,
-after warm-up, on one thread); the GPT's mean log-likelihood and the parameter count as
-zero-cost proxies, Spearman against the table over all its cells.
+after warm-up, on one thread); the GPT's mean log-likelihood, the parameter count and their
+combinations (the ranks averaged, size with the GPT breaking ties, the GPT's score beyond a fit on
+log size) as zero-cost proxies, Spearman against the table over all its cells (``best_gpt``
+names the best score that reads the GPT).
+
+Design and confirmation: designs are chosen on seeds 0-199; the recipe ships the chosen one
+(:data:`WINNER`), and ``--confirm-first-seed 1000`` runs it, the paper's GA+GPT and the controls
+(:data:`CONFIRM_ARMS`) on as many fresh seeds (``figures.confirmation``: the same layout, its own
+Holm family). Every arm starts from the recipe with its design knobs neutral (:data:`NEUTRAL`),
+so the shipped design never leaks into an arm; the recipe's other settings are part of the
+runs' code key.
 
 Resumable: every finished run is appended to ``RESULTS/runs/nas_bench_201/<arm>-<key>.jsonl`` (key:
 the table, the arm's settings, the GPT checkpoint and the search code), and a killed benchmark
@@ -92,6 +101,20 @@ PAIRS = {"ga_gpt_minus_ga": ("ga_gpt", "ga"), "ga_gpt_minus_rea": ("ga_gpt", "re
 #: published figures on NAS-Bench-201's CIFAR-10 test accuracy, beside ours in RESULTS.md
 ANCHORS = {"optimum": 94.37, "random search (NAS-Bench-201 paper, 500 runs, 12,000 simulated s)": "93.70 ± 0.36",
            "REINFORCE (same)": "93.85 ± 0.37", "GENIUS (GPT-4), 10 queries": "93.84 ± 0.33"}
+#: the design the recipe ships (``recipes/nas-bench-201.yaml``), chosen on seeds 0-199 by a rule fixed
+#: before the fresh seeds were run: among the GPT arms run on all 200 design seeds, the highest mean
+#: best-found at 100 queries (the second round's ga_filter_size_then_gpt, 94.354)
+WINNER = "ga_filter_size_then_gpt"
+#: the winner's confirmation on fresh seeds (``--confirm-first-seed 1000``): the winner, the paper's
+#: GA+GPT and the arms each must beat
+CONFIRM_ARMS = ("random", "rea", "ga", "ga_gpt", "ga_size_prior", "ga_filter_size", WINNER)
+CONFIRM_PAIRS = {"winner_minus_rea": (WINNER, "rea"), "winner_minus_size_prior": (WINNER, "ga_size_prior"),
+                 "winner_minus_ga_filter_size": (WINNER, "ga_filter_size"), "winner_minus_ga": (WINNER, "ga"),
+                 "ga_gpt_minus_ga": ("ga_gpt", "ga"), "ga_gpt_minus_rea": ("ga_gpt", "rea"),
+                 "ga_gpt_minus_size_prior": ("ga_gpt", "ga_size_prior")}
+#: the recipe's design knobs, reset before an arm applies its own: a new default design in the
+#: recipe does not leak into the arms
+NEUTRAL = {"use_gpt": False, "reconstruction_scorer": "gpt", "gpt_adaptation": None, "proposal_filter": None}
 SMOKE = {"seeds": 2, "budgets": (10, 25), "timing_seeds": 1, "proxy_cells": 200, "timing_queries": 25}
 SOURCES = ("search/searcher.py", "search/strategies.py", "search/regularized_evolution.py", "search/table_fitness.py",
            "search/adaptation.py", "space_nas_bench_201.py", "unit_reconstruction.py", "architecture_score.py",
@@ -122,18 +145,29 @@ def _source_fingerprint() -> str:
     import gptnas_hf
 
     digest = hashlib.sha256(code_fingerprint().encode())
+    # the recipe's search settings (population, rates, mask rate...) decide the runs as much as the code
+    base = {k: v for k, v in _base_recipe().items() if k not in ("fitness", "output_dir", "seed", "retrain", "dataset")}
+    digest.update(json.dumps(base, sort_keys=True, default=str).encode())
     for name in SOURCES:
         file = Path(gptnas_hf.__file__).resolve().parent / name
         digest.update(file.read_bytes() if file.is_file() else b"")
     return digest.hexdigest()[:16]
 
 
-def _config(table: Path, arm: str, seed: int, max_queries: int, out: Path):
+def _base_recipe() -> dict:
+    """The recipe every arm starts from: the shipped one with its design knobs neutral."""
     from gptnas_hf.recipe_config import read_recipe
-    from gptnas_hf.search.searcher import SearchConfig
 
     recipe = read_recipe(RECIPE)
     recipe.pop("name", None)
+    recipe.update(NEUTRAL)
+    return recipe
+
+
+def _config(table: Path, arm: str, seed: int, max_queries: int, out: Path):
+    from gptnas_hf.search.searcher import SearchConfig
+
+    recipe = _base_recipe()
     recipe.update(ARMS[arm])
     recipe.update(seed=seed, max_queries=max_queries, output_dir=str(out), progress=False,
                   fitness={**recipe["fitness"], "table": str(table)})
@@ -238,15 +272,36 @@ def proxies(table, pipeline, shape: dict, sample: int | None = None, cache_dir=N
     scores = cached_space_scores(pipeline, space, cells, progress=True, cache_dir=cache_dir, **shape)
     seconds = time.perf_counter() - started
     params = [space.parameters(c, shape["in_channels"], shape["num_classes"]) for c in cells]
-    from gptnas_hf.search.proposal_filter import average_ranks
+    from gptnas_hf.search.proposal_filter import average_ranks, lexicographic_ranks
 
-    return {"gpt": {**_spearman(scores, values), "seconds": round(seconds, 1)}, "params": _spearman(params, values),
-            "gpt+params": {**_spearman(average_ranks(scores, params), values),
-                           "what": "the GPT's and the parameter count's ranks averaged (proposal_filter: gpt+parameters)"}}
+    out = {"gpt": {**_spearman(scores, values), "seconds": round(seconds, 1),
+                   "what": "the GPT's mean log-likelihood of the cell's traced network"},
+           "params": {**_spearman(params, values), "what": "the parameter count (no GPT: the control)"},
+           "gpt+params": {**_spearman(average_ranks(scores, params), values),
+                          "what": "the GPT's and the parameter count's ranks averaged (proposal_filter: gpt+parameters)"},
+           "params>gpt": {**_spearman(lexicographic_ranks(params, scores), values),
+                          "what": "the parameter count, the GPT breaking its ties (proposal_filter: parameters>gpt)"},
+           "gpt_beyond_size": {**_spearman(size_residuals(scores, params), values),
+                               "what": "the GPT's score less its least-squares fit on log parameters: "
+                                       "what it says beyond size"}}
+    gpt_scores = [name for name in out if "gpt" in name]
+    out["best_gpt"] = max(gpt_scores, key=lambda name: out[name]["spearman"])
+    return out
 
 
-def summarise(runs: dict, arms: list[str], arm_seeds: dict, budgets, optimum: float) -> tuple[dict, dict]:
-    """Per arm and budget the best found; per pair the paired analysis over the seeds both ran."""
+def size_residuals(scores, params) -> list[float]:
+    """``scores`` less their least-squares line on ``log(params)``."""
+    logs = [math.log(max(p, 1)) for p in params]
+    mx, my = statistics.fmean(logs), statistics.fmean(scores)
+    var = sum((x - mx) ** 2 for x in logs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(logs, scores)) / var if var else 0.0
+    return [y - my - slope * (x - mx) for x, y in zip(logs, scores)]
+
+
+def summarise(runs: dict, arms: list[str], arm_seeds: dict, budgets, optimum: float,
+              pair_specs: dict | None = None) -> tuple[dict, dict]:
+    """Per arm and budget the best found; per pair (``pair_specs``, default :data:`PAIRS`) the
+    paired analysis over the seeds both ran, Holm-corrected over all of them."""
     table, pairs = {}, {}
     for arm in arms:
         table[arm] = {}
@@ -257,7 +312,7 @@ def summarise(runs: dict, arms: list[str], arm_seeds: dict, budgets, optimum: fl
                                   "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values),
                                   "optimum_share": sum(v >= optimum - 1e-9 for v in values) / len(values)
                                   if values else None}
-    for name, (a, b) in PAIRS.items():
+    for name, (a, b) in (PAIRS if pair_specs is None else pair_specs).items():
         if a not in arms or b not in arms:
             continue
         pairs[name] = {}
@@ -323,6 +378,9 @@ def main(argv=None) -> dict:
     p.add_argument("--timing-seeds", type=int, default=5, help="runs of 100 queries timed per arm")
     p.add_argument("--adapted-seeds", type=int, default=None,
                    help="seeds of ga_adapted (the first ones; default all): it fine-tunes the GPT every generation")
+    p.add_argument("--confirm-first-seed", type=int, default=None,
+                   help="also run the confirmation arms (the recipe's design, the GA+GPT and their controls) on "
+                        "as many fresh seeds from this one (1000: seeds 1000-1199)")
     add_shard_option(p, "seed")
     args = parse(p, argv)
     import torch
@@ -363,7 +421,13 @@ def main(argv=None) -> dict:
         return hashlib.sha256(json.dumps({"table": table.fingerprint(), "arm": ARMS[arm], "gpt": settings["gpt"],
                                           "budget": max(budgets), **extra}, sort_keys=True).encode()).hexdigest()[:16]
 
-    cache = RunCache({arm: arm_key(arm, code=code) for arm in args.arms}, {arm: arm_key(arm) for arm in args.arms},
+    confirm_first = args.confirm_first_seed if args.confirm_first_seed is not None else (1000 if smoke else None)
+    confirm_seeds = list(range(confirm_first, confirm_first + n_seeds)) if confirm_first is not None else []
+    if confirm_seeds and set(confirm_seeds) & set(seeds):
+        raise SystemExit(f"bench.{NAME}: the confirmation seeds {confirm_seeds[0]}-{confirm_seeds[-1]} overlap the "
+                         f"design seeds {seeds[0]}-{seeds[-1]}: confirm on fresh ones")
+    cached_arms = list(dict.fromkeys([*args.arms, *(CONFIRM_ARMS if confirm_seeds else ())]))
+    cache = RunCache({arm: arm_key(arm, code=code) for arm in cached_arms}, {arm: arm_key(arm) for arm in cached_arms},
                      code, reuse_stale=os.environ.get(REUSE_STALE_ENV) == "1")
     settings["code"] = code
     if cache.stale:
@@ -377,6 +441,7 @@ def main(argv=None) -> dict:
                         cache_dir=results_dir() / "runs" / NAME / "scores" if smoke else None)
     todo = [(arm, s) for s in shard(seeds, args.shard) for arm in args.arms
             if s in arm_seeds[arm] and (arm, s) not in cache.runs]
+    todo += [(arm, s) for s in shard(confirm_seeds, args.shard) for arm in CONFIRM_ARMS if (arm, s) not in cache.runs]
     progress(f"{len(todo)} runs to do ({len(cache.runs)} cached in {cache.folder})")
     started = time.perf_counter()
     for i, (arm, seed) in enumerate(todo, 1):
@@ -387,6 +452,7 @@ def main(argv=None) -> dict:
     if args.shard is not None:
         return {}
     missing = [(a, s) for a in args.arms for s in arm_seeds[a] if (a, s) not in cache.runs]
+    missing += [(a, s) for a in CONFIRM_ARMS for s in confirm_seeds if (a, s) not in cache.runs]
     if missing:
         raise SystemExit(f"bench.{NAME}: {len(missing)} runs missing from {cache.folder}; run again without --shard")
     arms_table, pairs = summarise(cache.runs, args.arms, arm_seeds, budgets, optimum)
@@ -395,6 +461,12 @@ def main(argv=None) -> dict:
                "seconds_per_run": timing(table_path, args.arms, SMOKE["timing_seeds"] if smoke else args.timing_seeds,
                                          pipeline, SMOKE["timing_queries"] if smoke else 100),
                "anchors": ANCHORS, "run_cache": {arm: str(cache.path(arm).relative_to(results_dir())) for arm in args.arms}}
+    if confirm_seeds:
+        confirm_table, confirm_pairs = summarise(cache.runs, list(CONFIRM_ARMS), {a: confirm_seeds for a in CONFIRM_ARMS},
+                                                 budgets, optimum, CONFIRM_PAIRS)
+        figures["confirmation"] = {"seeds": [confirm_seeds[0], confirm_seeds[-1]], "winner": WINNER,
+                                   "winner_settings": ARMS[WINNER], "arms": confirm_table, "pairs": confirm_pairs}
+        settings["confirmation"] = {"seeds": [confirm_seeds[0], confirm_seeds[-1]], "arms": list(CONFIRM_ARMS)}
     plot_path = save_figure(plot(cache.runs, args.arms, arm_seeds, max(budgets), optimum,
                                  f"NAS-Bench-201 ({table_path.name}): best so far, {len(seeds)} seeds, 95% bands"),
                             NAME)
@@ -405,8 +477,14 @@ def main(argv=None) -> dict:
                  f"(p={row[q]['p_value']:.2g}, Holm {row[q]['p_holm']:.2g})" for name, row in pairs.items() if q in row]
     headline = (f"{len(seeds)} seeds, best test accuracy after {q} queries: " + ", ".join(parts) + "; "
                 + "; ".join(pair_text) + f"; zero-cost Spearman over {figures['proxy']['gpt']['n']} cells: GPT "
-                f"{figures['proxy']['gpt']['spearman']:.3f}, params {figures['proxy']['params']['spearman']:.3f}; "
+                f"{figures['proxy']['gpt']['spearman']:.3f}, params {figures['proxy']['params']['spearman']:.3f}, best GPT "
+                f"score {figures['proxy']['best_gpt']} {figures['proxy'][figures['proxy']['best_gpt']]['spearman']:.3f}; "
                 f"s/run of {SMOKE['timing_queries'] if smoke else 100}: " + ", ".join(f"{a} {v:.2f}" for a, v in figures["seconds_per_run"].items()))
+    if confirm_seeds:
+        c = figures["confirmation"]
+        headline += (f"; confirmation on seeds {confirm_seeds[0]}-{confirm_seeds[-1]}: {WINNER} {c['arms'][WINNER][q]['mean']:.2f}, "
+                     + "; ".join(f"{name} {row[q]['mean']:+.2f} [{row[q]['ci95'][0]:+.2f}, {row[q]['ci95'][1]:+.2f}] "
+                                 f"(Holm {row[q]['p_holm']:.2g})" for name, row in c["pairs"].items() if q in row))
     path = write_result(NAME, settings, figures, headline)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -181,7 +181,7 @@ def cmd_search(args) -> int:
                  "model": args.model, "generations": args.generations, "population_size": args.population_size,
                  "dataset": args.dataset, "log_with": args.log_with, "max_params": args.max_params,
                  "max_macs": args.max_macs, "max_latency_ms": args.max_latency_ms,
-                 "max_queries": args.max_queries}  # all recorded with the run
+                 "max_queries": args.max_queries, "proposal_filter": args.proposal_filter}  # all recorded with the run
     if args.table is not None:  # the recipe's fitness section, another table of the same format
         from .recipe_config import read_recipe
 
@@ -340,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "parquet with the recipe's arch and metric columns), e.g. a CIFAR-100 table of NAS-Bench-201")
     p.add_argument("--max-queries", type=int, default=None, help="stop after this many distinct architectures")
     p.add_argument("--use-gpt", type=_bool, default=None, help="true or false")
+    p.add_argument("--proposal-filter", default=None, metavar="RATING",
+                   help="propose proposal_pool times the cells a step needs and query the best-rated: none, gpt, "
+                        "parameters, gpt+parameters or parameters>gpt (overrides the recipe)")
     p.add_argument("--model", default=None, help="architecture GPT checkpoint (default: the shipped one)")
     p.add_argument("--generations", type=int, default=None)
     p.add_argument("--population-size", type=int, default=None)

@@ -33,7 +33,7 @@ EXPECTED = {
                          "adapted_minus_pretrained"),
     "prefilter": ("arms", "prefilter_minus_plain", "cost_ratio"),
     "search_wall": ("quickstart", "under_load", "cores"),
-    "nas_bench_201": ("seeds", "arms", "pairs", "proxy", "seconds_per_run", "optimum"),
+    "nas_bench_201": ("seeds", "arms", "pairs", "proxy", "seconds_per_run", "optimum", "confirmation"),
 }
 
 

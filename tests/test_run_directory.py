@@ -135,7 +135,8 @@ def test_a_search_on_a_held_run_directory_trains_nothing_and_the_command_line_sa
 
         table = synthetic_table(tmp_path / "table.csv")
         cli = subprocess.run([sys.executable, "-m", "gptnas_hf.cli", "search", "--recipe", "recipes/nas-bench-201.yaml",
-                              "--output-dir", str(out), "--use-gpt", "false", "--table", str(table)],
+                              "--output-dir", str(out), "--use-gpt", "false", "--proposal-filter", "none",
+                              "--table", str(table)],
                              capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     finally:
         holder.kill()

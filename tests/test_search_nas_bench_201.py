@@ -121,17 +121,22 @@ def test_the_command_line_samples_encodes_and_searches_nas_bench_201(table, tmp_
     assert bad.returncode == 2 and "conv_7x7" in bad.stderr and "Traceback" not in bad.stderr
     run = tmp_path / "cli-run"
     searched = _cli("search", "--recipe", "recipes/nas-bench-201.yaml", "--table", str(table), "--use-gpt", "false",
-                    "--max-queries", "20", "--output-dir", str(run))
+                    "--proposal-filter", "none", "--max-queries", "20", "--output-dir", str(run))
     assert searched.returncode == 0, searched.stderr[-2000:]
     result = json.loads(searched.stdout.strip().splitlines()[-1])
     assert result["evaluations"] == 20 and Cell.from_string(result["best_genome"])
     state = json.loads((run / "state.json").read_text())
     assert state["config"]["fitness"]["table"] == str(table)  # --table is recorded with the run
+    assert state["config"]["proposal_filter"] is None  # --proposal-filter none turned the recipe's filter off
+    bad = _cli("search", "--recipe", "recipes/nas-bench-201.yaml", "--table", str(table), "--proposal-filter", "gtp",
+               "--output-dir", str(tmp_path / "bad-run"))
+    assert bad.returncode != 0 and "--proposal-filter" in bad.stderr and "parameters>gpt" in bad.stderr
 
 
 @pytest.mark.skipif(not SHARED_TABLE.is_file(), reason=f"NAS-Bench-201's table not found at {SHARED_TABLE}")
 def test_the_shipped_recipe_searches_the_real_table(tmp_path):
-    config = SearchConfig.from_yaml(REPO / "recipes" / "nas-bench-201.yaml", use_gpt=False,
+    """The shipped design (the GA, proposals rated by size with the GPT breaking ties) as it is."""
+    config = SearchConfig.from_yaml(REPO / "recipes" / "nas-bench-201.yaml",
                                     output_dir=str(tmp_path / "run"), progress=False,
                                     fitness={"table": str(SHARED_TABLE)})
     result = NASSearcher(config).run()

@@ -48,9 +48,12 @@ SEARCH_CHECKS = {
     "space": (lambda v: v in space_names(), "a registered search space (blocks, nas-bench-201, ...)"),
     "max_queries": POSITIVE,
     "reconstruction_scorer": (lambda v: v in RECONSTRUCTION_SCORERS, "'gpt' or 'parameters'"),
-    "proposal_filter": (lambda v: v is None or v in PROPOSAL_SCORERS, "null, " + ", ".join(PROPOSAL_SCORERS)),
+    "proposal_filter": (lambda v: v is None or v in PROPOSAL_SCORERS, "null (or 'none'), " + ", ".join(PROPOSAL_SCORERS)),
     "proposal_pool": POSITIVE,
 }
+
+#: the words that turn proposal_filter off where a null cannot be written (a command line, an override)
+OFF = ("none", "off", "null")
 
 
 @dataclass
@@ -131,6 +134,8 @@ class SearchConfig:
 
     def __post_init__(self):
         """Every setting checked (types, ranges, nested sections): a RecipeError naming it."""
+        if isinstance(self.proposal_filter, str) and self.proposal_filter.strip().lower() in OFF:
+            self.proposal_filter = None  # what a command line or an override can say for null
         values = check_fields(type(self), {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, "",
                               SEARCH_CHECKS)
         for key, value in values.items():

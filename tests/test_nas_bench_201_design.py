@@ -1,0 +1,56 @@
+"""The NAS-Bench-201 benchmark's design bookkeeping: the recipe ships the chosen design, the
+benchmark's arms do not inherit it, the confirmation runs on fresh seeds only, and the GPT's
+score beyond size is what the size fit leaves."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench import nas_bench_201 as nb
+from gptnas_hf.recipe_config import read_recipe
+from gptnas_hf.search.config import SearchConfig
+
+
+def test_the_recipe_ships_the_chosen_design():
+    recipe = read_recipe(nb.RECIPE)
+    for key, value in nb.ARMS[nb.WINNER].items():
+        assert recipe.get(key) == value, key
+    assert nb.WINNER in nb.CONFIRM_ARMS and all(a in nb.CONFIRM_ARMS and b in nb.CONFIRM_ARMS
+                                                 for a, b in nb.CONFIRM_PAIRS.values())
+
+
+@pytest.mark.parametrize("arm", ["ga", "ga_gpt", "rea", "ga_size_prior", "ga_filter_size"])
+def test_arms_start_from_a_neutral_recipe_not_from_its_design(arm, tmp_path):
+    config = nb._config(tmp_path / "table.csv", arm, 0, 100, tmp_path / "run")
+    expected = {**nb.NEUTRAL, **nb.ARMS[arm]}
+    for key in ("use_gpt", "proposal_filter", "reconstruction_scorer", "strategy"):
+        if key in expected:
+            assert getattr(config, key) == expected[key], key
+
+
+def test_off_words_turn_the_proposal_filter_off():
+    for word in ("none", "None", "off", "null"):
+        assert SearchConfig(proposal_filter=word).proposal_filter is None
+    with pytest.raises(ValueError, match="proposal_filter"):
+        SearchConfig(proposal_filter="sizes")
+
+
+def test_size_residuals_remove_the_log_size_line():
+    params = [10, 100, 1000, 10_000, 100_000]
+    on_line = [2.0 * math.log(p) - 3.0 for p in params]
+    assert all(abs(r) < 1e-9 for r in nb.size_residuals(on_line, params))
+    bumps = [1.0, -1.0, 0.0, -1.0, 1.0]  # centred and orthogonal to log size (equally spaced): all kept
+    residuals = nb.size_residuals([y + b for y, b in zip(on_line, bumps)], params)
+    assert residuals == pytest.approx(bumps, abs=1e-9)
+    tilted = nb.size_residuals([y + 0.1 * math.log(p) for y, p in zip(on_line, params)], params)
+    assert all(abs(r) < 1e-9 for r in tilted)  # a steeper size line is still size
+
+
+def test_confirmation_seeds_must_be_fresh(tmp_path, monkeypatch):
+    from bench import common
+
+    monkeypatch.setenv(common.RESULTS_ENV, str(tmp_path / "results"))
+    with pytest.raises(SystemExit, match="overlap the design seeds"):
+        nb.main(["--budget", "smoke", "--confirm-first-seed", "1"])
