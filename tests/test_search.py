@@ -282,13 +282,24 @@ def test_parallel_workers_give_the_same_records_as_one_process(tmp_path, digits)
     assert torch.get_num_threads() == threads_before  # the search put the threads back
 
 
+def _tensorboard_candidate_steps(out) -> list[int]:
+    """Every step of candidate/fitness in a run's TensorBoard event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps = []
+    for logdir in sorted({p.parent for p in (out / "trackers").rglob("events.out.tfevents.*")}):
+        acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+        acc.Reload()
+        if "candidate/fitness" in acc.Tags()["scalars"]:
+            steps += [e.step for e in acc.Scalars("candidate/fitness")]
+    return steps
+
+
 def test_trackers_log_every_record_once_across_a_kill_and_a_resume(tmp_path):
     """kill -9 inside a generation, then --resume: TensorBoard holds candidate/fitness for every
     record of evaluations.jsonl exactly once, at steps 1..N (the records finished before the
     kill but never logged are logged on resume)."""
     pytest.importorskip("tensorboard")
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(yaml.safe_dump({**TINY, "data": {**TINY["data"], "cache_dir": str(tmp_path / "cache")},
                                       "use_gpt": False, "log_with": "tensorboard"}))
@@ -300,15 +311,26 @@ def test_trackers_log_every_record_once_across_a_kill_and_a_resume(tmp_path):
     process.wait()
     subprocess.run(_search_command(recipe, out, resume=True), env=env, check=True, capture_output=True, timeout=600)
     records = [json.loads(line) for line in log.read_text().splitlines()]
-    acc = EventAccumulator(str(out / "trackers"), size_guidance={"scalars": 0})
-    steps = []
-    for logdir in sorted({p.parent for p in (out / "trackers").rglob("events.out.tfevents.*")}):
-        acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
-        acc.Reload()
-        if "candidate/fitness" in acc.Tags()["scalars"]:
-            steps += [e.step for e in acc.Scalars("candidate/fitness")]
+    steps = _tensorboard_candidate_steps(out)
     assert sorted(steps) == list(range(1, len(records) + 1))
     assert json.loads((out / "tracked.json").read_text()) == {"candidates": len(records)}
+
+
+def test_a_kill_between_tensorboards_write_and_the_count_logs_nothing_twice(tmp_path, digits):
+    """The window the kill test above can hit by chance, made certain: TensorBoard already holds
+    every record but ``tracked.json`` is behind (as a kill between the two leaves it). The resume
+    reads TensorBoard's own event files and logs nothing again."""
+    pytest.importorskip("tensorboard")
+    out = tmp_path / "run"
+    config = SearchConfig.from_dict({**TINY, "use_gpt": False, "log_with": "tensorboard", "output_dir": str(out),
+                                     "progress": False})
+    NASSearcher(config, dataset=digits).run()
+    n = len(records(out))
+    (out / "tracked.json").write_text(json.dumps({"candidates": 2}))
+    NASSearcher(config, dataset=digits).run(resume=True)
+    steps = _tensorboard_candidate_steps(out)
+    assert sorted(steps) == list(range(1, n + 1))
+    assert json.loads((out / "tracked.json").read_text()) == {"candidates": n}
 
 
 def test_ctrl_c_is_one_line_exit_130_at_once_and_the_resume_finishes_the_run(tmp_path):

@@ -81,6 +81,7 @@ def test_tensorboard_resume_continues_the_same_logdir(tmp_path):
 
     second = SearchTracker("tensorboard", tmp_path, "demo", CONFIG, run_state=state)
     assert second.state_dict() == state
+    assert second.last_step("candidate") == 1 and second.last_step("generation") == 0  # what the files hold
     for i in range(2, 4):
         second.log_candidate(_candidate(i), step=i)
     second.log_generation({"best": 0.53, "mean": 0.52}, step=1)
@@ -91,6 +92,13 @@ def test_tensorboard_resume_continues_the_same_logdir(tmp_path):
     assert len(list(logdir.glob("*/events.out.tfevents.*"))) == 1  # config logged once, not again on resume
     scalars = _scalars(logdir)
     assert [s for s, _ in scalars["candidate/fitness"]] == [0, 1, 2, 3]
+    newest = max(logdir.glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime)
+    with open(newest, "ab") as f:  # a record cut by a kill at the end of a file
+        f.write(b"\x17\x00\x00\x00partial")
+    third = SearchTracker("tensorboard", tmp_path, "demo", CONFIG, run_state=state)
+    assert third.last_step("candidate") == 3 and third.last_step("generation") == 1
+    third.finish()
+    assert SearchTracker(None, tmp_path, "demo", CONFIG, None).last_step("candidate") == 0
     assert scalars["generation/best"] == [(0, pytest.approx(0.51)), (1, pytest.approx(0.53))]
 
 

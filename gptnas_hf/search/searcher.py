@@ -632,7 +632,11 @@ class NASSearcher:
             tracked = self.run_directory.read_tracked()
             if tracked is None:  # a run from before the count: its finished generations were logged
                 tracked = sum(r.get("generation", 0) < state["generation"] for r in cache.values()) if resuming else 0
-            self._tracked = min(tracked, len(cache))
+            # a kill between a tracker's write and the count leaves the count behind: where the
+            # tracker's own files say what it holds (TensorBoard), that decides
+            self._tracked = min(max(tracked, self._tracker.last_step("candidate")), len(cache))
+            if self._tracked != tracked and distributed.is_main_process:
+                self.run_directory.write_tracked(self._tracked)
             self._log_new_candidates(cache)  # what a killed run wrote but never logged
         if distributed.is_main_process:
             self._save_state(state)
@@ -704,8 +708,8 @@ class NASSearcher:
             return
         for step, record in enumerate(records[self._tracked:], self._tracked + 1):
             self._tracker.log_candidate(record, step)
-        self._tracked = len(records)
-        self.run_directory.write_tracked(self._tracked)
+            self._tracked = step
+            self.run_directory.write_tracked(step)  # per record: a kill repeats at most the one in flight
 
     def _rewrite_finished(self, state: dict, population: list[Individual], cache: dict) -> None:
         """A resumed finished run writes its reports and best genome again from its state and

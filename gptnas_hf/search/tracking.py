@@ -206,6 +206,15 @@ class SearchTracker:
         if self.trackers:
             self._log(_metrics(stats, GENERATION_KEYS, "generation"), step, "generation")
 
+    def last_step(self, axis: str = "candidate") -> int:
+        """The highest step of ``axis`` (``candidate`` or ``generation``) a tracker already
+        holds, where its own files can say so: TensorBoard's event files (a record cut by a kill
+        ends the reading). 0 where they cannot (wandb, MLflow, trackio keep theirs elsewhere)."""
+        tracker = self.trackers.get("tensorboard")
+        if tracker is None:
+            return 0
+        return tensorboard_last_step(tracker.logging_dir, f"{axis}/")
+
     def state_dict(self) -> dict:
         """What to keep in ``state.json`` to continue the same runs on resume."""
         state = {}
@@ -231,3 +240,21 @@ class SearchTracker:
 
     def __exit__(self, *exc) -> None:
         self.finish()
+
+
+def tensorboard_last_step(logdir, prefix: str) -> int:
+    """The highest step of a scalar whose tag starts with ``prefix`` in the TensorBoard event
+    files directly inside ``logdir`` (0 when there are none)."""
+    from pathlib import Path
+
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    last = 0
+    for path in sorted(Path(logdir).glob("events.out.tfevents.*")):
+        try:
+            for event in EventFileLoader(str(path)).Load():
+                if event.step > last and any(v.tag.startswith(prefix) for v in event.summary.value):
+                    last = int(event.step)
+        except Exception:  # noqa: BLE001 - a damaged file says nothing more; what was read stands
+            continue
+    return last
