@@ -21,6 +21,10 @@ runs them all in sequence. Shared pieces live in :mod:`bench.common`. Every benc
   number of trainings (paired, with both arms' cost);
 * ``search_wall``: search wall time on the quick-start recipe, quiet and under load, with the
   package's thread and process policy against torch's default;
-* ``nas_bench_201``: random, REA, GA, GA+GPT, Random+GPT, GA + adapted GPT and a size-prior control on
-  NAS-Bench-201's table, hundreds of seeds, paired tests.
+* ``nas_bench_201``: random, REA, GA, GA+GPT, Random+GPT, GA + adapted GPT, size-prior controls and
+  proposal filters on NAS-Bench-201's table, hundreds of seeds, paired tests, the shipped design
+  confirmed on fresh seeds;
+* ``proposal_filter_blocks``: NAS-Bench-201's chosen design (the proposal filter, size with the
+  GPT breaking ties) carried back to the block space, against the GA and a size-only filter
+  (paired by seed, the best network retrained and scored on the test split).
 """

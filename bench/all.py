@@ -12,7 +12,8 @@ from .common import BUDGETS, progress
 
 BENCHMARKS = ("reconstruction", "search_time", "eval_speed", "gpt_quality", "reference_ranking", "fidelity",
               "fidelity_nas_bench_201",
-              "reconstruction_effect", "mask_rate", "with_without_gpt", "prefilter", "search_wall", "nas_bench_201")
+              "reconstruction_effect", "mask_rate", "with_without_gpt", "prefilter", "search_wall", "nas_bench_201",
+              "proposal_filter_blocks")
 
 
 def main(argv=None) -> dict:
