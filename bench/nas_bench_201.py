@@ -34,7 +34,8 @@ best-so-far curves with 95% bands (PNG); seconds per run of 100 queries (timed s
 after warm-up, on one thread); the GPT's mean log-likelihood, the parameter count and their
 combinations (the ranks averaged, size with the GPT breaking ties, the GPT's score beyond a fit on
 log size) as zero-cost proxies, Spearman against the table over all its cells (``best_gpt``
-names the best score that reads the GPT).
+names the best score that reads the GPT); per arm and budget the share of distinct cells among
+all its runs' queries (``diversity``: an arm whose runs collapse onto the same cells shows it).
 
 Design and confirmation: designs are chosen on seeds 0-199; the recipe ships the chosen one
 (:data:`WINNER`), and ``--confirm-first-seed 1000`` runs it, the paper's GA+GPT and the controls
@@ -115,6 +116,7 @@ CONFIRM_PAIRS = {"winner_minus_rea": (WINNER, "rea"), "winner_minus_size_prior":
 #: the recipe's design knobs, reset before an arm applies its own: a new default design in the
 #: recipe does not leak into the arms
 NEUTRAL = {"use_gpt": False, "reconstruction_scorer": "gpt", "gpt_adaptation": None, "proposal_filter": None}
+CELL_ID = 12  # hex digits of a cell's hash kept per query (the diversity figure)
 SMOKE = {"seeds": 2, "budgets": (10, 25), "timing_seeds": 1, "proxy_cells": 200, "timing_queries": 25}
 SOURCES = ("search/searcher.py", "search/strategies.py", "search/regularized_evolution.py", "search/table_fitness.py",
            "search/adaptation.py", "space_nas_bench_201.py", "unit_reconstruction.py", "architecture_score.py",
@@ -183,11 +185,27 @@ def run_arm(table: Path, arm: str, seed: int, max_queries: int, pipeline) -> dic
         started = time.perf_counter()
         NASSearcher(_config(table, arm, seed, max_queries, scratch / "run"), model=pipeline).run()
         seconds = time.perf_counter() - started
-        lines = (scratch / "run" / "evaluations.jsonl").read_text().splitlines()
-        curve = [json.loads(line)["metric"] for line in lines]
+        records = [json.loads(line) for line in (scratch / "run" / "evaluations.jsonl").read_text().splitlines()]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return {"arm": arm, "seed": seed, "curve": curve, "seconds": round(seconds, 3)}
+    return {"arm": arm, "seed": seed, "curve": [r["metric"] for r in records],
+            "cells": [r["hash"][:CELL_ID] for r in records], "seconds": round(seconds, 3)}
+
+
+def diversity(runs: dict, arms: list[str], arm_seeds: dict, budgets) -> dict:
+    """Per arm and budget q, the share of distinct cells among all the cells its runs queried
+    first (``distinct_share``: 1 when no two seeds met the same cell, small when the arm's runs
+    collapse onto the same few), over the runs that recorded their cells (older ones did not)."""
+    out = {}
+    for arm in arms:
+        recorded = [runs[(arm, s)]["cells"] for s in arm_seeds[arm] if "cells" in runs[(arm, s)]]
+        out[arm] = {}
+        for q in budgets:
+            heads = [cells[:q] for cells in recorded if len(cells) >= q]
+            total = sum(len(h) for h in heads)
+            out[arm][str(q)] = {"distinct_share": len({c for h in heads for c in h}) / total if total else None,
+                                "runs": len(heads)}
+    return out
 
 
 class RunCache:
@@ -458,6 +476,7 @@ def main(argv=None) -> dict:
     arms_table, pairs = summarise(cache.runs, args.arms, arm_seeds, budgets, optimum)
     figures = {"seeds": seeds, "optimum": optimum, "arms": arms_table, "pairs": pairs,
                "seeds_per_arm": settings["seeds_per_arm"], "proxy": proxy,
+               "diversity": diversity(cache.runs, args.arms, arm_seeds, budgets),
                "seconds_per_run": timing(table_path, args.arms, SMOKE["timing_seeds"] if smoke else args.timing_seeds,
                                          pipeline, SMOKE["timing_queries"] if smoke else 100),
                "anchors": ANCHORS, "run_cache": {arm: str(cache.path(arm).relative_to(results_dir())) for arm in args.arms}}
@@ -465,7 +484,9 @@ def main(argv=None) -> dict:
         confirm_table, confirm_pairs = summarise(cache.runs, list(CONFIRM_ARMS), {a: confirm_seeds for a in CONFIRM_ARMS},
                                                  budgets, optimum, CONFIRM_PAIRS)
         figures["confirmation"] = {"seeds": [confirm_seeds[0], confirm_seeds[-1]], "winner": WINNER,
-                                   "winner_settings": ARMS[WINNER], "arms": confirm_table, "pairs": confirm_pairs}
+                                   "winner_settings": ARMS[WINNER], "arms": confirm_table, "pairs": confirm_pairs,
+                                   "diversity": diversity(cache.runs, list(CONFIRM_ARMS),
+                                                          {a: confirm_seeds for a in CONFIRM_ARMS}, budgets)}
         settings["confirmation"] = {"seeds": [confirm_seeds[0], confirm_seeds[-1]], "arms": list(CONFIRM_ARMS)}
     plot_path = save_figure(plot(cache.runs, args.arms, arm_seeds, max(budgets), optimum,
                                  f"NAS-Bench-201 ({table_path.name}): best so far, {len(seeds)} seeds, 95% bands"),

@@ -33,7 +33,8 @@ EXPECTED = {
                          "adapted_minus_pretrained"),
     "prefilter": ("arms", "prefilter_minus_plain", "cost_ratio"),
     "search_wall": ("quickstart", "under_load", "cores"),
-    "nas_bench_201": ("seeds", "arms", "pairs", "proxy", "seconds_per_run", "optimum", "confirmation"),
+    "nas_bench_201": ("seeds", "arms", "pairs", "proxy", "seconds_per_run", "optimum", "confirmation",
+                      "diversity"),
     "proposal_filter_blocks": ("arms", "test_accuracy", "proxy_fitness", "design", "runs"),
 }
 

@@ -54,3 +54,13 @@ def test_confirmation_seeds_must_be_fresh(tmp_path, monkeypatch):
     monkeypatch.setenv(common.RESULTS_ENV, str(tmp_path / "results"))
     with pytest.raises(SystemExit, match="overlap the design seeds"):
         nb.main(["--budget", "smoke", "--confirm-first-seed", "1"])
+
+
+def test_diversity_is_the_share_of_distinct_cells_among_the_runs_queries():
+    runs = {("a", 0): {"cells": ["x", "y", "z"]}, ("a", 1): {"cells": ["x", "y", "w"]},
+            ("b", 0): {"cells": ["x", "y", "z"]}, ("b", 1): {"curve": [1.0, 2.0, 3.0]}}  # an older run: no cells
+    out = nb.diversity(runs, ["a", "b"], {"a": [0, 1], "b": [0, 1]}, (2, 3, 4))
+    assert out["a"]["2"] == {"distinct_share": 2 / 4, "runs": 2}  # both seeds met x and y first
+    assert out["a"]["3"] == {"distinct_share": 4 / 6, "runs": 2}
+    assert out["a"]["4"] == {"distinct_share": None, "runs": 0}  # no run went that far
+    assert out["b"]["3"] == {"distinct_share": 1.0, "runs": 1}
