@@ -481,12 +481,12 @@ def main(argv=None) -> dict:
                                          pipeline, SMOKE["timing_queries"] if smoke else 100),
                "anchors": ANCHORS, "run_cache": {arm: str(cache.path(arm).relative_to(results_dir())) for arm in args.arms}}
     if confirm_seeds:
-        confirm_table, confirm_pairs = summarise(cache.runs, list(CONFIRM_ARMS), {a: confirm_seeds for a in CONFIRM_ARMS},
-                                                 budgets, optimum, CONFIRM_PAIRS)
+        confirm_arm_seeds = {a: confirm_seeds for a in CONFIRM_ARMS}
+        confirm_table, confirm_pairs = summarise(cache.runs, list(CONFIRM_ARMS), confirm_arm_seeds, budgets, optimum,
+                                                 CONFIRM_PAIRS)
         figures["confirmation"] = {"seeds": [confirm_seeds[0], confirm_seeds[-1]], "winner": WINNER,
                                    "winner_settings": ARMS[WINNER], "arms": confirm_table, "pairs": confirm_pairs,
-                                   "diversity": diversity(cache.runs, list(CONFIRM_ARMS),
-                                                          {a: confirm_seeds for a in CONFIRM_ARMS}, budgets)}
+                                   "diversity": diversity(cache.runs, list(CONFIRM_ARMS), confirm_arm_seeds, budgets)}
         settings["confirmation"] = {"seeds": [confirm_seeds[0], confirm_seeds[-1]], "arms": list(CONFIRM_ARMS)}
     plot_path = save_figure(plot(cache.runs, args.arms, arm_seeds, max(budgets), optimum,
                                  f"NAS-Bench-201 ({table_path.name}): best so far, {len(seeds)} seeds, 95% bands"),
