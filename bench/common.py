@@ -146,8 +146,10 @@ def _path_prefixes() -> list[tuple[str, str]]:
     """Absolute prefixes of this machine and what a result file says instead, longest first."""
     import tempfile
 
-    prefixes = {str(ROOT): ".", str(ROOT.parent): "..", str(Path.home()): "~",
-                str(Path(tempfile.gettempdir()).resolve()): "<tmp>", "/dev/shm": "<tmp>"}
+    # the repository's own prefixes last: where the repository sits directly in the home or the
+    # temporary folder (a clone in /tmp), its parent is shown as ``..``, not as ``~`` or ``<tmp>``
+    prefixes = {str(Path.home()): "~", str(Path(tempfile.gettempdir()).resolve()): "<tmp>", "/dev/shm": "<tmp>",
+                str(ROOT.parent): "..", str(ROOT): "."}
     return sorted(prefixes.items(), key=lambda item: -len(item[0]))
 
 

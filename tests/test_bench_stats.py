@@ -133,8 +133,23 @@ def test_result_paths_are_written_relative_or_symbolically():
     assert shown_path_text(f"{ROOT.parent}/shared/data/cifar10") == "../shared/data/cifar10"
     assert shown_path_text(f"no table at {ROOT}.") == "no table at .."
     assert shown_path_text(f"{Path.home()}/.cache/gptnas_hf") == "~/.cache/gptnas_hf"
-    assert shown_path_text(f"{Path(tempfile.gettempdir()).resolve()}/run-1/x") == "<tmp>/run-1/x"
+    tmp = Path(tempfile.gettempdir()).resolve()
+    # a repository cloned straight into the temporary folder: its own prefixes win
+    assert shown_path_text(f"{tmp}/run-1/x") == ("../run-1/x" if tmp == ROOT.parent else "<tmp>/run-1/x")
     assert shown_path_text(f"{ROOT}-other") == f"{ROOT}-other".replace(str(ROOT.parent), "..")
+
+
+def test_the_repositorys_parent_wins_over_the_temporary_and_home_folders(monkeypatch):
+    """A clone directly in /tmp or in the home: ``../shared`` stays ``../shared``."""
+    import tempfile
+
+    from bench.common import ROOT, shown_path_text
+
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(ROOT.parent))
+    assert shown_path_text(f"{ROOT.parent}/shared/data/cifar10") == "../shared/data/cifar10"
+    assert shown_path_text(f"{ROOT}/bench/results/x.json") == "bench/results/x.json"
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: ROOT.parent))
+    assert shown_path_text(f"{ROOT.parent}/shared/data/cifar10") == "../shared/data/cifar10"
 
 
 def test_trainings_by_other_training_code_are_refused_unless_reuse_is_asked(tmp_path, capsys):
