@@ -357,9 +357,18 @@ def timing(table_path: Path, arms: list[str], seeds: int, pipeline, queries: int
     return out
 
 
-def plot(runs: dict, arms: list[str], arm_seeds: dict, horizon: int, optimum: float, title: str):
+def plot(runs: dict, arms: list[str], arm_seeds: dict, horizon: int, optimum: float, title: str,
+         spread: dict | None = None):
+    """Best-so-far curves with 95% bands; beside them, where ``spread`` (``diversity``'s output)
+    holds recorded cells, each arm's share of distinct cells against the queries."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5))
+    shown = {arm: {int(q): row["distinct_share"] for q, row in (spread or {}).get(arm, {}).items()
+                   if row["distinct_share"] is not None} for arm in arms}
+    shown = {arm: v for arm, v in shown.items() if v}
+    if shown:
+        fig, (ax, side) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [8, 5]})
+    else:
+        fig, ax = plt.subplots(figsize=(8, 5))
     for arm in arms:
         curves = [runs[(arm, s)]["curve"] for s in arm_seeds[arm]]
         xs, means, lows, highs = [], [], [], []
@@ -383,6 +392,17 @@ def plot(runs: dict, arms: list[str], arm_seeds: dict, horizon: int, optimum: fl
     ax.set_ylim(max(low, optimum - 4), optimum + 0.2)
     ax.set_title(title)
     ax.legend(fontsize=8, loc="lower right")
+    if shown:
+        for arm, share in shown.items():
+            qs = sorted(share)
+            side.plot(qs, [share[q] for q in qs], "o-", label=arm, lw=1.6 if "gpt" in arm or arm == "ga_adapted" else 1.1)
+        side.set_xscale("log")
+        side.set_xlabel("queries")
+        side.set_ylabel("distinct cells / cells queried, over all seeds")
+        side.set_ylim(0, 1.02)
+        side.set_title("diversity: 1 = no two seeds queried the same cell", fontsize=9)
+        side.grid(alpha=0.3)
+    fig.tight_layout()
     return fig
 
 
@@ -489,7 +509,8 @@ def main(argv=None) -> dict:
                                    "diversity": diversity(cache.runs, list(CONFIRM_ARMS), confirm_arm_seeds, budgets)}
         settings["confirmation"] = {"seeds": [confirm_seeds[0], confirm_seeds[-1]], "arms": list(CONFIRM_ARMS)}
     plot_path = save_figure(plot(cache.runs, args.arms, arm_seeds, max(budgets), optimum,
-                                 f"NAS-Bench-201 ({table_path.name}): best so far, {len(seeds)} seeds, 95% bands"),
+                                 f"NAS-Bench-201 ({table_path.name}): best so far, {len(seeds)} seeds, 95% bands",
+                                 figures["diversity"]),
                             NAME)
     figures["plot"] = plot_path.name
     q = "100" if "100" in next(iter(arms_table.values())) else str(max(budgets))

@@ -64,3 +64,16 @@ def test_diversity_is_the_share_of_distinct_cells_among_the_runs_queries():
     assert out["a"]["3"] == {"distinct_share": 4 / 6, "runs": 2}
     assert out["a"]["4"] == {"distinct_share": None, "runs": 0}  # no run went that far
     assert out["b"]["3"] == {"distinct_share": 1.0, "runs": 1}
+
+
+def test_the_plot_shows_diversity_beside_the_curves_only_where_cells_were_recorded():
+    runs = {("a", 0): {"curve": [90.0, 91.0, 92.0], "cells": ["x", "y", "z"]},
+            ("a", 1): {"curve": [90.5, 91.0, 91.5], "cells": ["x", "w", "v"]},
+            ("b", 0): {"curve": [90.0, 90.2, 90.4]}, ("b", 1): {"curve": [90.1, 90.3, 90.6]}}
+    seeds = {"a": [0, 1], "b": [0, 1]}
+    spread = nb.diversity(runs, ["a", "b"], seeds, (2, 3))
+    fig = nb.plot(runs, ["a", "b"], seeds, 3, 94.37, "t", spread)
+    curves, side = fig.axes
+    assert [line.get_label() for line in side.get_lines()] == ["a"]  # b recorded no cells
+    assert list(side.get_lines()[0].get_ydata()) == [3 / 4, 5 / 6]
+    assert len(nb.plot(runs, ["b"], {"b": [0, 1]}, 3, 94.37, "t", nb.diversity(runs, ["b"], seeds, (2, 3))).axes) == 1
