@@ -9,7 +9,10 @@ reconstruction (``use_gpt: false``), the same population, generations and traini
 * ``GA+size>GPT filter``: the same, the GPT's mean log-likelihood breaking ties in size
   (``proposal_filter: parameters>gpt``): the NAS-Bench-201 design.
 
-The three arms of a seed start from the same initial population (the filter acts on offspring).
+The three arms of a seed start from the same initial population (the filter acts on offspring),
+so the filter arms take the GA run's generation-0 evaluations instead of training those
+networks again, and arms of a seed that found the same best genome share its retrain (the same
+genome, seed and images give the same training).
 Endpoint: each run's best genome (by the search's proxy fitness) retrained from scratch for a
 few epochs on the search's training + validation images and scored on the test split, which the
 search never saw (``with_without_gpt``'s short retrain, cached in the run directory); paired by
@@ -21,11 +24,13 @@ every N-th seed and writes no results (a last run without it aggregates)."""
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 from .common import (Clock, add_shard_option, data_source, load_data, mean, paired_family, parse, parser, progress,
                      pyplot, recipe_name, runs_dir, save_figure, search_config, shard, write_result)
-from .with_without_gpt import _records, _short_retrain
+from .with_without_gpt import _records, _seed_random_run, _short_retrain
 
 NAME = "proposal_filter_blocks"
 POOL = 4
@@ -43,6 +48,18 @@ BUDGETS = {
 
 def _slug(label: str) -> str:
     return label.lower().replace(">", "_then_").replace("+", "_").replace(" ", "_")
+
+
+def shared_retrain(root, run_dir, genome, data, epochs: int, seed: int) -> dict:
+    """``_short_retrain`` of the run's best genome, or a copy of the retrain another arm of the
+    same seed already made of the same genome (``shared_from`` names that run)."""
+    for other in sorted(root.glob(f"*-seed{seed}/retrain_short.json")):
+        cached = json.loads(other.read_text())
+        if other.parent != run_dir and cached.get("hash") == genome.hash() and cached.get("epochs") == epochs:
+            shared = {**cached, "shared_from": other.parent.name}
+            (run_dir / "retrain_short.json").write_text(json.dumps(shared, indent=1))
+            return shared
+    return _short_retrain(run_dir, genome, data, epochs, seed)
 
 
 def main(argv=None) -> dict:
@@ -74,13 +91,16 @@ def main(argv=None) -> dict:
             config = search_config(args.budget, use_gpt=False, population_size=population, generations=generations,
                                    seed=seed, dataset=source, progress=False, **overrides)
             run_dir = root / f"{_slug(label)}-seed{seed}"
+            if label != ARMS[0][0]:  # the same initial population as the GA's: its evaluations, not new trainings
+                _seed_random_run(run_dir, root / f"{_slug(ARMS[0][0])}-seed{seed}")
             result = NASSearcher(config, dataset=data, output_dir=str(run_dir)).run(resume=True)
             records = _records(run_dir)
-            retrained = _short_retrain(run_dir, result.best_genome, retrain_data, epochs, seed)
+            retrained = shared_retrain(root, run_dir, result.best_genome, retrain_data, epochs, seed)
             runs[label][seed] = {"best_fitness": result.best_fitness, "test_top1": retrained["test_top1"],
                                  "best_hash": result.best_genome.hash(), "evaluations": len(records),
                                  "mean_parameters": mean([r["parameters"] for r in records if r.get("parameters")]),
-                                 "training_seconds": sum(r.get("seconds") or 0.0 for r in records)}
+                                 "training_seconds": sum(r.get("seconds") or 0.0 for r in records),
+                                 "retrain_shared_from": retrained.get("shared_from")}
             progress(f"{label} seed {seed}: proxy best {result.best_fitness:.3f}, test {retrained['test_top1']:.3f} "
                      f"after {len(records)} evaluations")
     if args.shard is not None:
