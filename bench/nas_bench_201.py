@@ -528,9 +528,13 @@ def main(argv=None) -> dict:
                      + "; ".join(f"{name} {row[q]['mean']:+.2f} [{row[q]['ci95'][0]:+.2f}, {row[q]['ci95'][1]:+.2f}] "
                                  f"(Holm {row[q]['p_holm']:.2g})" for name, row in c["pairs"].items() if q in row))
     path = write_result(NAME, settings, figures, headline)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, args.output)
+    if args.output:  # a copy of the JSON and its figure under another name, the copy naming its own figure
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(plot_path, output.with_suffix(".png"))
+        record = json.loads(path.read_text())
+        record["figures"]["plot"] = output.with_suffix(".png").name
+        output.write_text(json.dumps(record, indent=1))
     return figures
 
 

@@ -77,3 +77,17 @@ def test_the_plot_shows_diversity_beside_the_curves_only_where_cells_were_record
     assert [line.get_label() for line in side.get_lines()] == ["a"]  # b recorded no cells
     assert list(side.get_lines()[0].get_ydata()) == [3 / 4, 5 / 6]
     assert len(nb.plot(runs, ["b"], {"b": [0, 1]}, 3, 94.37, "t", nb.diversity(runs, ["b"], seeds, (2, 3))).axes) == 1
+
+
+def test_output_writes_a_copy_that_names_its_own_figure(tmp_path, monkeypatch):
+    import json
+
+    from bench import common
+
+    monkeypatch.setenv(common.RESULTS_ENV, str(tmp_path / "results"))
+    out = tmp_path / "elsewhere" / "nb_copy.json"
+    nb.main(["--budget", "smoke", "--arms", "random", "ga", "--output", str(out)])
+    copy, original = json.loads(out.read_text()), json.loads((tmp_path / "results" / f"{nb.NAME}.json").read_text())
+    assert copy["figures"]["plot"] == "nb_copy.png" and (out.parent / "nb_copy.png").is_file()
+    assert original["figures"]["plot"] == f"{nb.NAME}.png"
+    assert copy["figures"]["arms"] == original["figures"]["arms"] and copy["commit"] == original["commit"]
