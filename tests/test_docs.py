@@ -108,3 +108,11 @@ def test_the_readme_is_a_front_door_with_the_ci_commands():
     assert "mkdocs serve" in readme
     for target in re.findall(r"\]\((docs/[^)#]+)", readme):
         assert (ROOT / target).is_file(), f"README.md links {target}, which does not exist"
+
+
+def test_the_shipped_checkpoint_carries_the_repositorys_model_card():
+    """``from_pretrained`` users read the checkpoint's README.md; it is model_card.md, word for word
+    (``gptnas package-checkpoint`` writes it; an edit of one without the other drifts)."""
+    shipped = ROOT / "gptnas_hf" / "checkpoints" / "gptnas-default" / "README.md"
+    assert shipped.read_text() == (ROOT / "model_card.md").read_text(), (
+        "the shipped checkpoint's README.md differs from model_card.md: copy model_card.md over it")
