@@ -52,7 +52,13 @@ def _slug(label: str) -> str:
 
 def shared_retrain(root, run_dir, genome, data, epochs: int, seed: int) -> dict:
     """``_short_retrain`` of the run's best genome, or a copy of the retrain another arm of the
-    same seed already made of the same genome (``shared_from`` names that run)."""
+    same seed already made of the same genome (``shared_from`` names that run). The run's own
+    retrain, trained or copied, comes first: a rerun never relabels it."""
+    own = run_dir / "retrain_short.json"
+    if own.is_file():
+        cached = json.loads(own.read_text())
+        if cached.get("hash") == genome.hash() and cached.get("epochs") == epochs:
+            return cached
     for other in sorted(root.glob(f"*-seed{seed}/retrain_short.json")):
         cached = json.loads(other.read_text())
         if other.parent != run_dir and cached.get("hash") == genome.hash() and cached.get("epochs") == epochs:

@@ -52,6 +52,10 @@ def test_a_retrain_is_shared_only_for_the_same_genome_and_epochs(tmp_path):
     shared = pfb.shared_retrain(root, mine, Genome("abc"), None, 10, 3)
     assert shared["test_top1"] == 0.5 and shared["shared_from"] == "ga-seed3"
     assert json.loads((mine / "retrain_short.json").read_text())["shared_from"] == "ga-seed3"
+    # a rerun reads each run's own retrain first: the one that trained is never relabelled a copy
+    again = pfb.shared_retrain(root, root / "ga-seed3", Genome("abc"), None, 10, 3)
+    assert "shared_from" not in again and "shared_from" not in json.loads((root / "ga-seed3" / "retrain_short.json").read_text())
+    assert pfb.shared_retrain(root, mine, Genome("abc"), None, 10, 3)["shared_from"] == "ga-seed3"
     calls = []
     monkeypatched = pfb._short_retrain
     try:
