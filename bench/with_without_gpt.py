@@ -130,7 +130,9 @@ def _short_retrain(run_dir, genome, data, epochs: int, seed: int) -> dict:
 
 
 def _seed_random_run(run_dir, ga_dir) -> int:
-    """Copy the GA run's generation-0 evaluations into a fresh Random run with the same seed."""
+    """Copy the GA run's generation-0 evaluations into a fresh run of the same seed that starts
+    from the same initial population (the Random arm here, the filter arms of
+    ``proposal_filter_blocks``)."""
     if (run_dir / "state.json").is_file() or (run_dir / "evaluations.jsonl").is_file():
         return 0
     rows = [r for r in _records(ga_dir) if r["generation"] == 0]
