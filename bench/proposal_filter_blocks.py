@@ -30,7 +30,7 @@ import torch
 
 from .common import (Clock, add_shard_option, data_source, load_data, mean, paired_family, parse, parser, progress,
                      pyplot, recipe_name, runs_dir, save_figure, search_config, shard, write_result)
-from .with_without_gpt import _records, _seed_random_run, _short_retrain
+from .with_without_gpt import _cached_retrain, _records, _seed_random_run, _short_retrain
 
 NAME = "proposal_filter_blocks"
 POOL = 4
@@ -54,15 +54,13 @@ def shared_retrain(root, run_dir, genome, data, epochs: int, seed: int) -> dict:
     """``_short_retrain`` of the run's best genome, or a copy of the retrain another arm of the
     same seed already made of the same genome (``shared_from`` names that run). The run's own
     retrain, trained or copied, comes first: a rerun never relabels it."""
-    own = run_dir / "retrain_short.json"
-    if own.is_file():
-        cached = json.loads(own.read_text())
-        if cached.get("hash") == genome.hash() and cached.get("epochs") == epochs:
-            return cached
-    for other in sorted(root.glob(f"*-seed{seed}/retrain_short.json")):
-        cached = json.loads(other.read_text())
-        if other.parent != run_dir and cached.get("hash") == genome.hash() and cached.get("epochs") == epochs:
-            shared = {**cached, "shared_from": other.parent.name}
+    own = _cached_retrain(run_dir, genome, epochs)
+    if own is not None:
+        return own
+    for other in sorted(root.glob(f"*-seed{seed}")):
+        cached = _cached_retrain(other, genome, epochs) if other != run_dir else None
+        if cached is not None:
+            shared = {**cached, "shared_from": other.name}
             (run_dir / "retrain_short.json").write_text(json.dumps(shared, indent=1))
             return shared
     return _short_retrain(run_dir, genome, data, epochs, seed)

@@ -106,17 +106,26 @@ def _offspring_diversity(runs) -> list[float | None]:
     return [mean([d[i] for d in per_run if i < len(d)]) for i in range(depth)]
 
 
+def _cached_retrain(run_dir, genome, epochs: int) -> dict | None:
+    """``run_dir``'s short retrain when it is of ``genome`` for ``epochs``, else None."""
+    path = run_dir / "retrain_short.json"
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        if cached.get("hash") == genome.hash() and cached.get("epochs") == epochs:
+            return cached
+    return None
+
+
 def _short_retrain(run_dir, genome, data, epochs: int, seed: int) -> dict:
     """The run's best genome trained from scratch on train + validation for ``epochs`` and scored
     on the test split; cached in ``run_dir/retrain_short.json`` (keyed by genome and epochs)."""
     from gptnas_hf.evaluation import RetrainConfig, retrain_network
     from gptnas_hf.search_space import build_network
 
+    cached = _cached_retrain(run_dir, genome, epochs)
+    if cached is not None:
+        return cached
     path = run_dir / "retrain_short.json"
-    if path.is_file():
-        cached = json.loads(path.read_text())
-        if cached.get("hash") == genome.hash() and cached.get("epochs") == epochs:
-            return cached
     torch.manual_seed(seed)
     network = build_network(genome, in_channels=data.channels, num_classes=data.num_classes)
     config = RetrainConfig(epochs=epochs, lr=0.05, lr_step=max(1, (2 * epochs) // 3), batch_size=64, augment=True,

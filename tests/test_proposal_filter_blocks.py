@@ -34,7 +34,7 @@ def test_filter_arms_reuse_the_gas_generation_zero_and_share_equal_retrains(tmp_
         assert len({run["test_top1"] for _, run in group}) == 1
 
 
-def test_a_retrain_is_shared_only_for_the_same_genome_and_epochs(tmp_path):
+def test_a_retrain_is_shared_only_for_the_same_genome_and_epochs(tmp_path, monkeypatch):
     class Genome:
         def __init__(self, h):
             self.h = h
@@ -57,11 +57,7 @@ def test_a_retrain_is_shared_only_for_the_same_genome_and_epochs(tmp_path):
     assert "shared_from" not in again and "shared_from" not in json.loads((root / "ga-seed3" / "retrain_short.json").read_text())
     assert pfb.shared_retrain(root, mine, Genome("abc"), None, 10, 3)["shared_from"] == "ga-seed3"
     calls = []
-    monkeypatched = pfb._short_retrain
-    try:
-        pfb._short_retrain = lambda *a: calls.append(a) or {"hash": "zzz", "test_top1": 0.1}
-        pfb.shared_retrain(root, root / "ga_size_filter-seed13", Genome("zzz"), None, 5, 13)  # other epochs
-        pfb.shared_retrain(root, root / "ga_size_filter-seed3", Genome("zzz"), None, 10, 3)  # other seed's genome
-    finally:
-        pfb._short_retrain = monkeypatched
+    monkeypatch.setattr(pfb, "_short_retrain", lambda *a: calls.append(a) or {"hash": "zzz", "test_top1": 0.1})
+    pfb.shared_retrain(root, root / "ga_size_filter-seed13", Genome("zzz"), None, 5, 13)  # other epochs
+    pfb.shared_retrain(root, root / "ga_size_filter-seed3", Genome("zzz"), None, 10, 3)  # other seed's genome
     assert len(calls) == 2
