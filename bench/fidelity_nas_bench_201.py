@@ -31,6 +31,8 @@ Trainings are cached in ``RESULTS/runs/candidates.jsonl`` (``bench.common.Candid
 keyed by the training code) and zero-cost scores in
 ``RESULTS/runs/fidelity_nas_bench_201/zero_cost-KEY.jsonl``: a killed run resumes, and
 ``--shard I/N`` lets N processes share the work (a run without it writes the results).
+``--parts zero_cost --zero-cost-inits pytorch --name NAME`` measures one part alone into
+``RESULTS/NAME.json`` without replacing the full run's result.
 """
 
 from __future__ import annotations
@@ -302,8 +304,15 @@ def main(argv=None) -> dict | None:
     p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     p.add_argument("--parts", nargs="+", choices=("trained", "zero_cost"), default=["trained", "zero_cost"])
     p.add_argument("--timing-cells", type=int, default=3, help="cells a variant is timed on, uncached")
+    p.add_argument("--zero-cost-inits", nargs="+", choices=INITS, default=list(INITS),
+                   help="the initialisations the zero-cost proxies are scored at (default both)")
+    p.add_argument("--name", default=NAME,
+                   help=f"the result's name, RESULTS/NAME.json and .png (default {NAME}): give a partial run "
+                        "(--parts, --zero-cost-inits) its own so that it does not replace the full one")
     add_shard_option(p, "training job (and, with --parts zero_cost, zero-cost cell)")
     args = parse(p, argv)
+    if not args.name or args.name != Path(args.name).name or args.name.startswith("."):
+        raise SystemExit(f"bench.{NAME}: --name must be a plain file name without folders, got {args.name!r}")
     import torch
 
     from gptnas_hf.data import normalize
@@ -392,11 +401,14 @@ def main(argv=None) -> dict | None:
         batch = normalize(images.train_x[drawn], images.mean, images.std)
         labels = images.train_y[drawn]
         archs = [cell[k] for k in sample["zero_cost"]]
-        scored = zero_cost(space, archs, batch, labels, images.num_classes, data_key, config.seed, args.shard)
-        # the same cells and batch with PyTorch's default initialisation: the published protocol
-        reference = zero_cost(space, archs, batch, labels, images.num_classes, data_key, config.seed, args.shard,
-                              init="pytorch", proxies=REFERENCE_INIT_PROXIES)
-        if scored is None or reference is None:  # one shard's cells scored and cached
+        scored = reference = None
+        if "package" in args.zero_cost_inits:
+            scored = zero_cost(space, archs, batch, labels, images.num_classes, data_key, config.seed, args.shard)
+        if "pytorch" in args.zero_cost_inits:
+            # the same cells and batch with PyTorch's default initialisation: the published protocol
+            reference = zero_cost(space, archs, batch, labels, images.num_classes, data_key, config.seed, args.shard,
+                                  init="pytorch", proxies=REFERENCE_INIT_PROXIES)
+        if args.shard is not None:  # one shard's cells scored and cached
             return None
         truth_z = [truth_of[k] for k in sample["zero_cost"]]
 
@@ -406,11 +418,16 @@ def main(argv=None) -> dict | None:
                            "nan": sum(v is None or v != v for v in values)}
                     for name, values in scores.items()}
 
-        figures["zero_cost"] = rows(*scored)
-        figures["zero_cost_pytorch_init"] = {k: v for k, v in rows(*reference).items() if k != "params"}
+        if scored is not None:
+            figures["zero_cost"] = rows(*scored)
+        if reference is not None:
+            figures["zero_cost_pytorch_init"] = {k: v for k, v in rows(*reference).items() if k != "params"}
+        settings["zero_cost"]["inits"] = list(args.zero_cost_inits)
+    settings["parts"] = list(args.parts)
     settings.update(clock.info())
-    fig = _plot(figures.get("variants", {}), figures.get("zero_cost", {}), figures.get("confirmation"), n_a, n_zero)
-    figures["plot"] = save_figure(fig, NAME).name
+    fig = _plot(figures.get("variants", {}), figures.get("zero_cost") or figures.get("zero_cost_pytorch_init", {}),
+                figures.get("confirmation"), n_a, n_zero)
+    figures["plot"] = save_figure(fig, args.name).name
     parts = []
     if "proxy" in figures:
         d, c = figures["proxy"], figures["confirmation"]
@@ -422,9 +439,12 @@ def main(argv=None) -> dict | None:
     if "zero_cost" in figures:
         parts.append(f"zero-cost on {n_zero} cells: " + ", ".join(
             f"{k} {fmt(v['spearman'], '.3f')}" + (f" (published {v['published']})" if v["published"] else "")
-            for k, v in figures["zero_cost"].items()) + "; with PyTorch's default initialisation: " + ", ".join(
-            f"{k} {fmt(v['spearman'], '.3f')}" for k, v in figures["zero_cost_pytorch_init"].items()))
-    write_result(NAME, settings, figures, "; ".join(parts))
+            for k, v in figures["zero_cost"].items()))
+    if "zero_cost_pytorch_init" in figures:
+        parts.append(f"with PyTorch's default initialisation on {n_zero} cells: " + ", ".join(
+            f"{k} {fmt(v['spearman'], '.3f')}" + (f" (published {v['published']})" if v["published"] else "")
+            for k, v in figures["zero_cost_pytorch_init"].items()))
+    write_result(args.name, settings, figures, "; ".join(parts))
     return figures
 
 

@@ -105,3 +105,18 @@ def test_missing_cifar10_exits_with_a_clear_message(results, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         mask_rate.main(["--budget", "small", "--dataset", str(tmp_path / "no-cifar")])
     assert "CIFAR-10 not found" in str(exit_info.value)
+
+
+def test_a_partial_zero_cost_run_writes_under_its_own_name(results):
+    from bench import fidelity_nas_bench_201 as fid
+
+    figures = fid.main(["--budget", "smoke", "--parts", "zero_cost", "--zero-cost-inits", "pytorch",
+                        "--name", "fidelity_pytorch_init"])
+    assert "zero_cost_pytorch_init" in figures and "zero_cost" not in figures and "proxy" not in figures
+    assert set(figures["zero_cost_pytorch_init"]) == set(fid.REFERENCE_INIT_PROXIES)
+    record = json.loads((results / "fidelity_pytorch_init.json").read_text())
+    assert record["settings"]["parts"] == ["zero_cost"] and record["settings"]["zero_cost"]["inits"] == ["pytorch"]
+    assert record["figures"]["plot"] == "fidelity_pytorch_init.png" and (results / "fidelity_pytorch_init.png").is_file()
+    assert not (results / f"{fid.NAME}.json").exists()  # the full run's result is left alone
+    with pytest.raises(SystemExit, match="--name"):
+        fid.main(["--budget", "smoke", "--parts", "zero_cost", "--name", "../elsewhere"])
