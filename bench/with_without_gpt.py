@@ -20,7 +20,8 @@ training or search code, which a resumed run cannot detect). GA and Random with 
 same initial population (both draw it from the same seeded generator, and the GPT rebuilds it
 with the same seed), so a Random run starts with the GA run's generation-0 evaluations copied
 in; the searcher trains a candidate seeded by the run seed and its genome, so the copy is what
-it would have computed itself.
+it would have computed itself. ``--shard I/N`` runs every N-th seed (all its arms) and writes
+no results, so N processes share the cores; a run without it then reads them back and writes.
 
 Endpoints, paired by seed (GA+GPT against GA, Random+GPT against Random, at an equal
 evaluation budget: the same population and generations):
@@ -47,8 +48,9 @@ import shutil
 
 import torch
 
-from .common import (Clock, data_settings, data_source, load_data, mean, paired_family, parse, parser, progress, pyplot,
-                     recipe_name, reconstructor, runs_dir, save_figure, search_config, std, write_result)
+from .common import (Clock, add_shard_option, data_settings, data_source, load_data, mean, paired_family, parse, parser,
+                     progress, pyplot, recipe_name, reconstructor, runs_dir, save_figure, search_config, shard, std,
+                     write_result)
 
 NAME = "with_without_gpt"
 SETTINGS = (("GA", "ga", False), ("GA+GPT", "ga", True), ("Random", "random", False), ("Random+GPT", "random", True),
@@ -138,10 +140,14 @@ def _short_retrain(run_dir, genome, data, epochs: int, seed: int) -> dict:
     return record
 
 
+SEEDED = "seeded_from.json"
+
+
 def _seed_random_run(run_dir, ga_dir) -> int:
     """Copy the GA run's generation-0 evaluations into a fresh run of the same seed that starts
     from the same initial population (the Random arm here, the filter arms of
-    ``proposal_filter_blocks``)."""
+    ``proposal_filter_blocks``), and say so in the run's ``seeded_from.json``: the evaluations
+    copied (0 when the run had begun already or the GA run has none)."""
     if (run_dir / "state.json").is_file() or (run_dir / "evaluations.jsonl").is_file():
         return 0
     rows = [r for r in _records(ga_dir) if r["generation"] == 0]
@@ -149,7 +155,14 @@ def _seed_random_run(run_dir, ga_dir) -> int:
         return 0
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "evaluations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run_dir / SEEDED).write_text(json.dumps({"run": ga_dir.name, "evaluations": len(rows)}))
     return len(rows)
+
+
+def _was_seeded(run_dir) -> bool:
+    """Whether the run started from another run's generation 0 (:func:`_seed_random_run`), in
+    this process or an earlier one."""
+    return (run_dir / SEEDED).is_file()
 
 
 def main(argv=None) -> dict:
@@ -160,7 +173,10 @@ def main(argv=None) -> dict:
     p.add_argument("--thresholds", type=float, nargs="+", default=None, help="accuracy thresholds (Fig. 7)")
     p.add_argument("--fresh", action="store_true", help="delete this budget's earlier runs first")
     p.add_argument("--retrain-epochs", type=int, default=None, help="epochs of the best network's short retrain")
+    add_shard_option(p, "seed (all of its arms)")
     args = parse(p, argv)
+    if args.fresh and args.shard is not None:
+        raise SystemExit("bench.with_without_gpt: --fresh deletes every seed's runs; pass it without --shard")
     budget = BUDGETS[args.budget]
     seeds = args.seeds or budget["seeds"]
     population = args.population or budget["population"]
@@ -185,7 +201,7 @@ def main(argv=None) -> dict:
 
     runs = {label: {} for label, _, _ in SETTINGS}
     copied = 0
-    for seed in range(seeds):
+    for seed in shard(list(range(seeds)), args.shard):
         for label, strategy, use_gpt in SETTINGS:
             config = search_config(args.budget, strategy=strategy, use_gpt=use_gpt, population_size=population,
                                    generations=generations, seed=seed, dataset=source,
@@ -194,7 +210,8 @@ def main(argv=None) -> dict:
             run_dir = root / f"{label.lower().replace('+', '_').replace(' ', '_')}-seed{seed}"
             if strategy == "random":
                 ga_dir = root / f"{label.lower().replace('+', '_').replace('random', 'ga')}-seed{seed}"
-                copied += _seed_random_run(run_dir, ga_dir)
+                _seed_random_run(run_dir, ga_dir)
+                copied += _was_seeded(run_dir)
             searcher = NASSearcher(config, dataset=data, model=pipe if use_gpt else None, output_dir=str(run_dir))
             result = searcher.run(resume=True)
             records = _records(run_dir)
@@ -208,6 +225,8 @@ def main(argv=None) -> dict:
                                  "diversity": [h.get("diversity_edit_distance") for h in history]}
             progress(f"{label} seed {seed}: best {result.best_fitness:.4f} after {len(records)} evaluations "
                      f"({sum(r.get('seconds') or 0 for r in records):.0f} s of training)")
+    if args.shard is not None:  # this shard's seeds are searched and retrained; a run without --shard writes
+        return None
 
     summary = {}
     for label, _, _ in SETTINGS:

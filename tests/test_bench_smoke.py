@@ -120,3 +120,21 @@ def test_a_partial_zero_cost_run_writes_under_its_own_name(results):
     assert not (results / f"{fid.NAME}.json").exists()  # the full run's result is left alone
     with pytest.raises(SystemExit, match="--name"):
         fid.main(["--budget", "smoke", "--parts", "zero_cost", "--name", "../elsewhere"])
+
+
+def test_with_without_gpt_shards_search_their_seeds_and_the_unsharded_run_writes(results):
+    from bench import with_without_gpt
+
+    assert with_without_gpt.main(["--budget", "smoke", "--seeds", "2", "--shard", "1/2"]) is None
+    assert not (results / "with_without_gpt.json").exists()
+    runs = results / "runs" / "with_without_gpt"
+    searched = sorted(p.parent.name for p in runs.rglob("state.json"))
+    assert searched and all(name.endswith("-seed1") for name in searched)
+    assert with_without_gpt.main(["--budget", "smoke", "--seeds", "2", "--shard", "0/2"]) is None
+    lines = {p: p.read_text() for p in runs.rglob("evaluations.jsonl")}
+    figures = with_without_gpt.main(["--budget", "smoke", "--seeds", "2"])
+    assert {p: p.read_text() for p in runs.rglob("evaluations.jsonl")} == lines  # read back, nothing trained again
+    assert figures["random_runs_seeded_from_ga"] == 4  # two Random arms a seed, two seeds, counted on resume too
+    assert figures["ga_gpt_minus_ga"]["n"] == 2
+    with pytest.raises(SystemExit, match="--fresh"):
+        with_without_gpt.main(["--budget", "smoke", "--fresh", "--shard", "0/2"])
