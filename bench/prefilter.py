@@ -141,7 +141,7 @@ def main(argv=None) -> dict:
               "s-", color="tab:red", lw=2, label="mean")
     left.set_xticks([0, 1], ["GA", f"GA + {args.proxy} pre-filter"])
     left.set_xlim(-0.3, 1.3)
-    left.set_ylabel("reference test top-1 of the run's best network")
+    left.set_ylabel("reference validation top-1 of the run's best network")
     ci = reference_diff["ci95"]
     left.set_title(f"pre-filter - plain: {100 * reference_diff['mean']:+.1f} points [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}], "
                    f"p={reference_diff['p_value'] if reference_diff['p_value'] is None else round(reference_diff['p_value'], 3)}, "
