@@ -295,6 +295,40 @@ def _plot(trained: dict, zero: dict, confirmation: dict | None, n_a: int, n_zero
     return fig
 
 
+def _plot_zero_cost(by_init: dict[str, dict], n_zero: int):
+    """A zero-cost run alone (no trained part): each proxy's Spearman with its 95% bootstrap
+    interval at every initialisation measured, beside the published figure."""
+    plt = pyplot()
+    names = [n for n in dict.fromkeys(k for rows in by_init.values() for k in rows) if n != "params"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    width = 0.8 / (len(by_init) + 1)
+    colours = {"package": "tab:green", "pytorch": "tab:blue"}
+    for j, (init, rows) in enumerate(by_init.items()):
+        for i, name in enumerate(names):
+            row = rows.get(name)
+            if not row or row["spearman"] is None:
+                continue
+            low, high = row["ci95"] or (row["spearman"], row["spearman"])
+            ax.bar(i + j * width, row["spearman"], width, color=colours.get(init, "tab:grey"),
+                   yerr=[[row["spearman"] - low], [high - row["spearman"]]], capsize=3,
+                   label=f"ours, {init} initialisation" if i == 0 or name == names[0] else None)
+    for i, name in enumerate(names):
+        published = PUBLISHED.get(name)
+        if published is not None:
+            ax.bar(i + len(by_init) * width, published, width, color="lightgrey", edgecolor="black",
+                   label="published (all 15,625 cells)" if i == 0 else None)
+    ax.set_xticks([i + width * len(by_init) / 2 for i in range(len(names))], names)
+    ax.set_ylabel("Spearman with NAS-Bench-201's 200-epoch accuracy")
+    ax.set_title(f"Zero-cost proxies on {n_zero} NAS-Bench-201 cells (95% bootstrap) and the published figures",
+                 fontsize=9)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3, axis="y")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper right")
+    return fig
+
+
 def main(argv=None) -> dict | None:
     p = parser(__doc__, "unused")
     p.add_argument("--table", default=None, help=f"the NAS-Bench-201 table (default {DEFAULT_TABLE})")
@@ -423,10 +457,18 @@ def main(argv=None) -> dict | None:
         if reference is not None:
             figures["zero_cost_pytorch_init"] = {k: v for k, v in rows(*reference).items() if k != "params"}
         settings["zero_cost"]["inits"] = list(args.zero_cost_inits)
+        if "pytorch" in args.zero_cost_inits:
+            settings["zero_cost"]["proxies_at_pytorch_init"] = list(REFERENCE_INIT_PROXIES)
+    if "trained" not in args.parts:
+        settings.pop("variants")
     settings["parts"] = list(args.parts)
     settings.update(clock.info())
-    fig = _plot(figures.get("variants", {}), figures.get("zero_cost") or figures.get("zero_cost_pytorch_init", {}),
-                figures.get("confirmation"), n_a, n_zero)
+    if "trained" in args.parts:
+        fig = _plot(figures.get("variants", {}), figures.get("zero_cost", {}), figures.get("confirmation"), n_a, n_zero)
+    else:
+        fig = _plot_zero_cost({init: figures[key] for init, key in (("package", "zero_cost"),
+                                                                    ("pytorch", "zero_cost_pytorch_init"))
+                               if key in figures}, n_zero)
     figures["plot"] = save_figure(fig, args.name).name
     parts = []
     if "proxy" in figures:

@@ -116,6 +116,8 @@ def test_a_partial_zero_cost_run_writes_under_its_own_name(results):
     assert set(figures["zero_cost_pytorch_init"]) == set(fid.REFERENCE_INIT_PROXIES)
     record = json.loads((results / "fidelity_pytorch_init.json").read_text())
     assert record["settings"]["parts"] == ["zero_cost"] and record["settings"]["zero_cost"]["inits"] == ["pytorch"]
+    assert record["settings"]["zero_cost"]["proxies_at_pytorch_init"] == list(fid.REFERENCE_INIT_PROXIES)
+    assert "variants" not in record["settings"]  # nothing was trained
     assert record["figures"]["plot"] == "fidelity_pytorch_init.png" and (results / "fidelity_pytorch_init.png").is_file()
     assert not (results / f"{fid.NAME}.json").exists()  # the full run's result is left alone
     with pytest.raises(SystemExit, match="--name"):
