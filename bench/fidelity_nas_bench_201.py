@@ -311,12 +311,12 @@ def _plot_zero_cost(by_init: dict[str, dict], n_zero: int):
             low, high = row["ci95"] or (row["spearman"], row["spearman"])
             ax.bar(i + j * width, row["spearman"], width, color=colours.get(init, "tab:grey"),
                    yerr=[[row["spearman"] - low], [high - row["spearman"]]], capsize=3,
-                   label=f"ours, {init} initialisation" if i == 0 or name == names[0] else None)
+                   label=f"ours, {init} initialisation")
     for i, name in enumerate(names):
         published = PUBLISHED.get(name)
         if published is not None:
             ax.bar(i + len(by_init) * width, published, width, color="lightgrey", edgecolor="black",
-                   label="published (all 15,625 cells)" if i == 0 else None)
+                   label="published (all 15,625 cells)")
     ax.set_xticks([i + width * len(by_init) / 2 for i in range(len(names))], names)
     ax.set_ylabel("Spearman with NAS-Bench-201's 200-epoch accuracy")
     ax.set_title(f"Zero-cost proxies on {n_zero} NAS-Bench-201 cells (95% bootstrap) and the published figures",
@@ -324,7 +324,7 @@ def _plot_zero_cost(by_init: dict[str, dict], n_zero: int):
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3, axis="y")
     handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
+    unique = dict(zip(labels, handles))  # every bar is labelled; the legend names each kind once
     ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper right")
     return fig
 
@@ -478,14 +478,11 @@ def main(argv=None) -> dict | None:
                      f"Kendall {fmt(d['kendall'], '.2f')}, top half {fmt(d['top_half']['spearman'], '.2f')}, "
                      f"{fmt(d['seconds_per_candidate'], '.1f')} s a cell; chosen {figures['chosen']}, on {c['n']} fresh "
                      f"cells {fmt(c['spearman'], '.2f')}")
-    if "zero_cost" in figures:
-        parts.append(f"zero-cost on {n_zero} cells: " + ", ".join(
-            f"{k} {fmt(v['spearman'], '.3f')}" + (f" (published {v['published']})" if v["published"] else "")
-            for k, v in figures["zero_cost"].items()))
-    if "zero_cost_pytorch_init" in figures:
-        parts.append(f"with PyTorch's default initialisation on {n_zero} cells: " + ", ".join(
-            f"{k} {fmt(v['spearman'], '.3f')}" + (f" (published {v['published']})" if v["published"] else "")
-            for k, v in figures["zero_cost_pytorch_init"].items()))
+    for key, title in (("zero_cost", "zero-cost"), ("zero_cost_pytorch_init", "with PyTorch's default initialisation")):
+        if key in figures:
+            parts.append(f"{title} on {n_zero} cells: " + ", ".join(
+                f"{k} {fmt(v['spearman'], '.3f')}" + (f" (published {v['published']})" if v["published"] else "")
+                for k, v in figures[key].items()))
     write_result(args.name, settings, figures, "; ".join(parts))
     return figures
 
